@@ -1,0 +1,101 @@
+"""Storage fixtures: a driver home per test for every driver; btrfs on a loopback filesystem."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+
+from berth.storage import _sys
+
+
+@contextlib.contextmanager
+def loopback_btrfs(size: str = "1G") -> Iterator[str]:
+    """A fresh btrfs filesystem on a loop device, mounted on a temp dir; all of it undone on exit."""
+    base = tempfile.mkdtemp(prefix="berth-btrfs-")
+    image, mnt = os.path.join(base, "fs.img"), os.path.join(base, "mnt")
+    os.mkdir(mnt)
+    loop = None
+    try:
+        subprocess.run(["truncate", "-s", size, image], check=True)
+        subprocess.run(["mkfs.btrfs", "-q", image], check=True, stdout=subprocess.DEVNULL)
+        loop = subprocess.run(["losetup", "--find", "--show", image], check=True, capture_output=True,
+                              text=True).stdout.strip()
+        _sys.mount(loop, mnt, "btrfs", 0, None)
+        yield mnt
+    finally:
+        for mp, _ in _sys.mounts_under(mnt):
+            _sys.umount(mp)
+        if loop:
+            subprocess.run(["losetup", "-d", loop], check=False)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def btrfs_mount() -> Iterator[str]:
+    with loopback_btrfs() as mnt:
+        yield mnt
+
+
+def _leftover_mounts(home: str) -> list[str]:
+    return [mp for mp, _ in _sys.mounts_under(home)] if os.path.exists(home) else []
+
+
+@pytest.fixture(params=["overlay", "vfs", "btrfs"])
+def driver_name(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def store_home(driver_name, tmp_path, request, unique_name) -> Iterator[str]:
+    """A store home on a filesystem the driver can use; asserts nothing is left mounted after."""
+    if driver_name == "btrfs":
+        home = os.path.join(request.getfixturevalue("btrfs_mount"), unique_name)
+    else:
+        home = str(tmp_path / "store")
+    yield home
+    left = _leftover_mounts(home)
+    for mp in left:
+        _sys.umount(mp)
+    if driver_name == "btrfs" and os.path.exists(home):
+        from berth.storage.copying import BtrfsDriver
+
+        drv = BtrfsDriver(os.path.join(home, "btrfs"))
+        for id in reversed(_topo(drv)):
+            with contextlib.suppress(Exception):
+                drv.remove(id)
+        shutil.rmtree(home, ignore_errors=True)
+    assert not left, f"test left mounts behind: {left}"
+
+
+def _topo(drv) -> list[str]:
+    """Layer ids, parents before children."""
+    ids = drv.list()
+    order, seen = [], set()
+
+    def visit(i):
+        if i in seen:
+            return
+        seen.add(i)
+        p = drv.parent(i)
+        if p and p in ids:
+            visit(p)
+        order.append(i)
+
+    for i in ids:
+        visit(i)
+    return order
+
+
+@pytest.fixture
+def driver(driver_name, store_home):
+    from berth.storage import get_driver
+
+    drv = get_driver(driver_name, store_home)
+    yield drv
+    drv.cleanup()
