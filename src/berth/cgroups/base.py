@@ -1,0 +1,110 @@
+"""What every cgroup manager offers (the contract in docs/architecture.md), plus shared helpers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from abc import ABC, abstractmethod
+
+from berth import errors
+
+from . import fs
+
+
+class Manager(ABC):
+    path: str                       # the cgroupsPath as resolved (absolute, in the main hierarchy)
+    version: str                    # "v1", "v2" or "hybrid"
+
+    @abstractmethod
+    def apply(self, pid: int) -> None: ...
+    @abstractmethod
+    def set(self, resources: dict) -> None: ...
+    @abstractmethod
+    def freeze(self) -> None: ...
+    @abstractmethod
+    def thaw(self) -> None: ...
+    @abstractmethod
+    def frozen(self) -> bool: ...
+    @abstractmethod
+    def stats(self) -> dict: ...
+    @abstractmethod
+    def pids(self) -> list[int]: ...
+    @abstractmethod
+    def oom_kill_count(self) -> int: ...
+    @abstractmethod
+    def exists(self) -> bool: ...
+    @abstractmethod
+    def dirs(self) -> dict[str, str]:
+        """Every directory this manager owns: {hierarchy mountpoint: cgroup directory}."""
+
+    @abstractmethod
+    def state(self) -> dict:
+        """JSON-able record for state.json; `berth.cgroups.from_state` rebuilds the manager from it."""
+
+    def kill_all(self, sig: int) -> None:
+        """Signal every process; for SIGKILL repeat until the cgroup is empty (a forking process races)."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            pids = self.pids()
+            if not pids:
+                return
+            for p in pids:
+                try:
+                    os.kill(p, sig)
+                except ProcessLookupError:
+                    pass
+            if sig != signal.SIGKILL:
+                return
+            time.sleep(0.005)
+        raise errors.SystemError_(f"processes keep appearing in cgroup {self.path} while killing them")
+
+    def destroy(self) -> None:
+        """Remove every directory (deepest first), retrying while exiting tasks go away; idempotent."""
+        for top in self.dirs().values():
+            if not os.path.isdir(top):
+                continue
+            subdirs = [d for d, _, _ in os.walk(top)]
+            for d in sorted(subdirs, key=len, reverse=True):
+                try:
+                    fs.rmdir_retry(d)
+                except errors.SystemError_:
+                    left = fs.read_pids(os.path.join(d, "cgroup.procs"))
+                    if left:
+                        raise errors.Conflict(
+                            f"cgroup {d} still holds processes {left[:10]}: kill them before destroying it"
+                        )
+                    raise
+
+    def docker_stats(self) -> dict:
+        from .stats import to_docker
+
+        return to_docker(self.stats(), self.version)
+
+
+def wait_until(cond, what: str, timeout: float = 10.0) -> None:
+    delay = 0.001
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise errors.SystemError_(f"timed out waiting for {what}")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+def walk_pids(top: str) -> list[int]:
+    out: list[int] = []
+    for d, _, _ in os.walk(top):
+        out.extend(fs.read_pids(os.path.join(d, "cgroup.procs")))
+    return sorted(set(out))
+
+
+def write_procs(d: str, pid: int) -> None:
+    try:
+        fs.write(os.path.join(d, "cgroup.procs"), pid)
+    except errors.SystemError_ as e:
+        if not os.path.exists(f"/proc/{pid}"):
+            raise errors.NotFound(f"process {pid} does not exist (moving it into {d})")
+        raise e
+    except errors.InvalidArgument as e:
+        raise errors.SystemError_(str(e))
