@@ -1,0 +1,411 @@
+"""Apply a layer tar to a directory: OCI whiteouts, path safety, xattrs, ownership, modes, times.
+
+Every name is resolved by DirTree (dir fds, O_NOFOLLOW, no '..', no absolute names), files are created
+with O_EXCL|O_NOFOLLOW after removing whatever was there, so no entry can write outside dest.
+"""
+
+from __future__ import annotations
+
+import base64
+import ctypes
+import errno
+import gzip
+import hashlib
+import io
+import lzma
+import os
+import stat
+import tarfile
+import zlib
+from dataclasses import dataclass, field
+from typing import BinaryIO, Literal
+from urllib.parse import unquote
+
+import zstandard
+
+from berth.errors import InvalidArgument, SystemError_, Unsupported
+from berth.layers.compression import decompress
+from berth.layers.paths import DirTree, remove_tree, split_entry
+
+WH_PREFIX = ".wh."
+WH_META_PREFIX = ".wh..wh."
+WH_OPAQUE = ".wh..wh..opq"
+OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
+
+_BUF = 1 << 20
+_IS_ROOT = os.geteuid() == 0
+_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+try:
+    from isal.igzip import BadGzipFile as _IsalBadGzip
+except ImportError:  # pragma: no cover
+    _IsalBadGzip = EOFError
+
+_STREAM_ERRORS: tuple[type[BaseException], ...] = (
+    tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, _IsalBadGzip, zstandard.ZstdError,
+    lzma.LZMAError,
+)
+
+
+@dataclass(frozen=True)
+class Applied:
+    diff_id: str       # sha256 of the uncompressed tar
+    size: int          # bytes of file content in the layer (docker's layer "Size")
+    tar_size: int = 0  # bytes of the uncompressed tar
+    compression: str = "none"
+
+
+class _Forward(io.RawIOBase):
+    """The uncompressed tar as a forward-only 'seekable' file for tarfile, hashing every byte once."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__()
+        self._raw = raw
+        self.h = hashlib.sha256()
+        self.pos = 0
+        self.last_block_at = -1
+        self.last_block = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_CUR:
+            offset += self.pos
+        elif whence != io.SEEK_SET:
+            raise io.UnsupportedOperation("layer streams only seek forward")
+        if offset < self.pos:
+            raise io.UnsupportedOperation(f"layer stream cannot seek back from {self.pos} to {offset}")
+        left = offset - self.pos
+        while left:
+            chunk = self.read(min(left, _BUF))
+            if not chunk:
+                break
+            left -= len(chunk)
+        return self.pos
+
+    def readinto(self, b) -> int:
+        n = self._raw.readinto(b)
+        if n:
+            self.h.update(memoryview(b)[:n])
+            self.pos += n
+        return n
+
+    def read(self, size: int = -1) -> bytes:
+        at = self.pos
+        data = self._raw.read() if size is None or size < 0 else self._raw.read(size)
+        if data:
+            self.h.update(data)
+            self.pos += len(data)
+        if size == tarfile.BLOCKSIZE:
+            self.last_block_at, self.last_block = at, data
+        return data
+
+    def drain(self) -> None:
+        while self.read(_BUF):
+            pass
+
+
+def _xattrs(m: tarfile.TarInfo) -> list[tuple[str, bytes]]:
+    out = []
+    for k, v in m.pax_headers.items():
+        if k.startswith("SCHILY.xattr."):
+            out.append((k[len("SCHILY.xattr."):], v.encode("utf-8", "surrogateescape")))
+        elif k.startswith("LIBARCHIVE.xattr."):
+            out.append((unquote(k[len("LIBARCHIVE.xattr."):]), base64.b64decode(v + "==")))
+    # overlay's own metadata must come only from whiteout translation, never from a layer (a forged
+    # trusted.overlay.redirect could expose other directories)
+    return [(n, v) for n, v in out if not n.startswith("trusted.overlay.")]
+
+
+def _ns(value: str | float | int) -> int:
+    """Seconds (a pax decimal string keeps every digit) -> nanoseconds, without float rounding."""
+    if isinstance(value, str):
+        sec, _, frac = value.strip().partition(".")
+        neg = sec.startswith("-")
+        ns = abs(int(sec or "0")) * 1_000_000_000 + int((frac + "000000000")[:9])
+        return -ns if neg else ns
+    return int(value) * 1_000_000_000 if isinstance(value, int) else round(value * 1e9)
+
+
+def _times_ns(m: tarfile.TarInfo) -> tuple[int, int]:
+    mt = _ns(m.pax_headers.get("mtime", m.mtime))
+    at = m.pax_headers.get("atime")
+    return (_ns(at) if at is not None else mt), mt
+
+
+def _syncfs(fd: int) -> None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.syncfs(fd) != 0:
+            os.sync()
+    except (OSError, AttributeError):
+        os.sync()
+
+
+@dataclass
+class _Applier:
+    tree: DirTree
+    mode: str
+    size: int = 0
+    unpacked: set[tuple[str, ...]] = field(default_factory=set)
+    dir_times: dict[tuple[str, ...], tuple[int, int]] = field(default_factory=dict)
+    buf: bytearray = field(default_factory=lambda: bytearray(_BUF))
+
+    # -- per entry ---------------------------------------------------------------------------------
+    def entry(self, tf: tarfile.TarFile, src: _Forward, m: tarfile.TarInfo) -> None:
+        name = m.name
+        comps = split_entry(name)
+        if any(c.startswith(WH_META_PREFIX) for c in comps[:-1]):
+            return  # aufs metadata (.wh..wh.plnk/...): not part of the filesystem
+        if not comps:
+            if not m.isdir():
+                raise InvalidArgument(f"layer entry {name!r}: the layer root can only be a directory")
+            self._meta_fd(self.tree.root_fd, m, name)
+            self.dir_times[()] = _times_ns(m)
+            return
+        base = comps[-1]
+        if base.startswith(WH_PREFIX):
+            self._whiteout(m, comps)
+            return
+        if self.mode == "delete":
+            for i in range(1, len(comps) + 1):
+                self.unpacked.add(comps[:i])
+        pfd = self.tree.dir_fd(comps[:-1], name)
+        if m.isreg():
+            self._file(tf, src, m, pfd, comps)
+        elif m.isdir():
+            self._dir(m, pfd, comps)
+        elif m.issym():
+            self._create(pfd, comps, lambda: os.symlink(m.linkname, base, dir_fd=pfd))
+            self._meta_path(pfd, base, m, symlink=True)
+        elif m.islnk():
+            self._hardlink(m, pfd, comps)
+        elif m.ischr() or m.isblk():
+            kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK
+            dev = os.makedev(m.devmajor, m.devminor)
+            self._create(pfd, comps, lambda: os.mknod(base, kind | 0o600, dev, dir_fd=pfd))
+            self._meta_path(pfd, base, m)
+        elif m.isfifo():
+            self._create(pfd, comps, lambda: os.mkfifo(base, 0o600, dir_fd=pfd))
+            self._meta_path(pfd, base, m)
+        else:
+            raise InvalidArgument(f"layer entry {name!r}: unsupported tar entry type {m.type!r}")
+
+    def _create(self, pfd: int, comps: tuple[str, ...], make) -> None:
+        """Run make(); if the name is taken, remove what is there (never follow it) and retry."""
+        try:
+            make()
+        except FileExistsError:
+            self.tree.remove(pfd, comps)
+            make()
+
+    def _file(self, tf: tarfile.TarFile, src: _Forward, m: tarfile.TarInfo, pfd: int,
+              comps: tuple[str, ...]) -> None:
+        base = comps[-1]
+        try:
+            fd = os.open(base, _FILE_FLAGS, 0o600, dir_fd=pfd)
+        except FileExistsError:
+            self.tree.remove(pfd, comps)
+            fd = os.open(base, _FILE_FLAGS, 0o600, dir_fd=pfd)
+        try:
+            if m.issparse():
+                f = tf.extractfile(m)
+                assert f is not None
+                while chunk := f.read(_BUF):
+                    os.write(fd, chunk)
+            else:
+                left = m.size
+                mv = memoryview(self.buf)
+                while left:
+                    n = src.readinto(mv[: min(left, _BUF)])
+                    if not n:
+                        raise InvalidArgument(f"layer entry {m.name!r}: tar truncated inside the file data")
+                    left -= n
+                    off = 0
+                    while off < n:
+                        off += os.write(fd, mv[off:n])
+            self.size += m.size
+            self._meta_fd(fd, m, m.name)
+            os.utime(fd, ns=_times_ns(m))
+        finally:
+            os.close(fd)
+
+    def _dir(self, m: tarfile.TarInfo, pfd: int, comps: tuple[str, ...]) -> None:
+        base = comps[-1]
+        try:
+            os.mkdir(base, 0o700, dir_fd=pfd)
+        except FileExistsError:
+            st = os.lstat(base, dir_fd=pfd)
+            if not stat.S_ISDIR(st.st_mode):
+                self.tree.remove(pfd, comps)
+                os.mkdir(base, 0o700, dir_fd=pfd)
+        fd = self.tree.dir_fd(comps, m.name)
+        self._meta_fd(fd, m, m.name)
+        self.dir_times[comps] = _times_ns(m)
+
+    def _hardlink(self, m: tarfile.TarInfo, pfd: int, comps: tuple[str, ...]) -> None:
+        name = m.name
+        try:
+            tcomps = split_entry(m.linkname, "hardlink target")
+        except InvalidArgument:
+            raise InvalidArgument(f"layer entry {name!r}: hardlink target {m.linkname!r} is outside the layer")
+        if not tcomps:
+            raise InvalidArgument(f"layer entry {name!r}: hardlink to the layer root")
+        if tcomps == comps:
+            return
+        try:
+            tpfd = self.tree.dir_fd(tcomps[:-1], name, create=False)
+            st = os.lstat(tcomps[-1], dir_fd=tpfd)
+        except FileNotFoundError:
+            raise InvalidArgument(f"layer entry {name!r}: hardlink target {m.linkname!r} does not exist")
+        if stat.S_ISDIR(st.st_mode):
+            raise InvalidArgument(f"layer entry {name!r}: hardlink target {m.linkname!r} is a directory")
+        self._create(pfd, comps, lambda: os.link(
+            tcomps[-1], comps[-1], src_dir_fd=tpfd, dst_dir_fd=pfd, follow_symlinks=False))
+
+    def _whiteout(self, m: tarfile.TarInfo, comps: tuple[str, ...]) -> None:
+        name, base, pcomps = m.name, comps[-1], comps[:-1]
+        if base == WH_OPAQUE:
+            if self.mode == "overlay":
+                pfd = self.tree.dir_fd(pcomps, name)
+                self._setxattr_fd(pfd, OVERLAY_OPAQUE_XATTR, b"y", name)
+            else:
+                try:
+                    pfd = self.tree.dir_fd(pcomps, name, create=False)
+                except FileNotFoundError:
+                    return
+                for child in os.listdir(pfd):
+                    if pcomps + (child,) not in self.unpacked:
+                        self.tree.remove(pfd, pcomps + (child,))
+            return
+        if base.startswith(WH_META_PREFIX):
+            return  # other aufs metadata
+        target = base[len(WH_PREFIX):]
+        if target in ("", ".", ".."):
+            raise InvalidArgument(f"layer entry {name!r}: invalid whiteout")
+        tcomps = pcomps + (target,)
+        if self.mode == "overlay":
+            pfd = self.tree.dir_fd(pcomps, name)
+            self._create(pfd, tcomps, lambda: os.mknod(target, stat.S_IFCHR, 0, dir_fd=pfd))
+            if _IS_ROOT:
+                os.chown(target, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
+        else:
+            try:
+                pfd = self.tree.dir_fd(pcomps, name, create=False)
+            except FileNotFoundError:
+                return
+            self.tree.remove(pfd, tcomps)
+            self.unpacked.discard(tcomps)
+
+    # -- metadata ----------------------------------------------------------------------------------
+    def _meta_fd(self, fd: int, m: tarfile.TarInfo, name: str) -> None:
+        """Owner, mode (after chown: chown clears setuid), xattrs (after chown: it clears caps)."""
+        if _IS_ROOT:
+            os.fchown(fd, m.uid, m.gid)
+        os.fchmod(fd, m.mode & 0o7777)
+        for k, v in _xattrs(m):
+            self._setxattr_fd(fd, k, v, name)
+
+    def _meta_path(self, pfd: int, base: str, m: tarfile.TarInfo, symlink: bool = False) -> None:
+        if _IS_ROOT:
+            os.chown(base, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
+        if not symlink:
+            # we just created this node (not a symlink), so following is safe here
+            os.chmod(base, m.mode & 0o7777, dir_fd=pfd)
+        xs = _xattrs(m)
+        if xs:
+            path = f"/proc/self/fd/{pfd}/{base}"
+            for k, v in xs:
+                try:
+                    os.setxattr(path, k, v, follow_symlinks=False)
+                except OSError as e:
+                    self._xattr_error(e, k, m.name)
+        os.utime(base, ns=_times_ns(m), dir_fd=pfd, follow_symlinks=False)
+
+    def _setxattr_fd(self, fd: int, k: str, v: bytes, name: str) -> None:
+        try:
+            os.setxattr(fd, k, v)
+        except OSError as e:
+            self._xattr_error(e, k, name)
+
+    @staticmethod
+    def _xattr_error(e: OSError, key: str, name: str) -> None:
+        if e.errno in (errno.ENOTSUP, errno.EOPNOTSUPP) and key.startswith("security.selinux"):
+            return  # labels of another host's policy: nothing to do without SELinux
+        if e.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise Unsupported(f"layer entry {name!r}: filesystem does not support xattr {key!r}")
+        raise SystemError_(f"layer entry {name!r}: setting xattr {key!r}: {e.strerror}")
+
+    def finish(self) -> None:
+        """Directory times last: creating their contents changed them."""
+        for comps, times in reversed(list(self.dir_times.items())):
+            try:
+                fd = self.tree.dir_fd(comps, "/".join(comps), create=False)
+            except (FileNotFoundError, InvalidArgument):
+                continue  # removed or replaced by a later entry
+            os.utime(fd, ns=times)
+
+
+def apply_layer(
+    stream: BinaryIO,
+    dest: str,
+    *,
+    whiteouts: Literal["overlay", "delete"] = "delete",
+    sync: bool = False,
+) -> Applied:
+    """Unpack a layer (plain, gzip, zstd, bzip2 or xz tar) into dest.
+
+    On error dest is removed if this call created it; otherwise the caller must remove the half-applied
+    dest (remove_tree). Unsafe entries raise InvalidArgument naming the entry.
+    """
+    if whiteouts not in ("overlay", "delete"):
+        raise InvalidArgument(f"whiteouts must be 'overlay' or 'delete', not {whiteouts!r}")
+    created = False
+    if not os.path.lexists(dest):
+        os.makedirs(dest, 0o755)
+        created = True
+    try:
+        raw, kind = decompress(stream)
+        src = _Forward(raw)
+        with DirTree(dest) as tree:
+            ap = _Applier(tree, whiteouts)
+            m = None
+            last = ""
+            try:
+                tf = tarfile.open(fileobj=src, mode="r:", encoding="utf-8")  # noqa: SIM115
+                while (m := tf.next()) is not None:
+                    tree.release()
+                    last = m.name
+                    try:
+                        ap.entry(tf, src, m)
+                    except (InvalidArgument, Unsupported, SystemError_):
+                        raise
+                    except OSError as e:
+                        if isinstance(e, _STREAM_ERRORS):
+                            raise
+                        raise SystemError_(f"layer entry {m.name!r}: {e.strerror or e}")
+                # tarfile quietly stops at a short or garbled header; a layer must end with a zero
+                # block or (like Go's archive/tar accepts) exactly at a header boundary
+                block = src.last_block if src.last_block_at == tf.offset else None
+                if block is None or (block and block.count(0) != tarfile.BLOCKSIZE):
+                    raise InvalidArgument(f"layer tar is truncated or corrupt after entry {last!r}")
+                src.drain()
+            except _STREAM_ERRORS as e:
+                where = f" near entry {m.name!r}" if m is not None else ""
+                raise InvalidArgument(f"invalid layer tar{where}: {e}")
+            ap.finish()
+            if sync:
+                _syncfs(tree.root_fd)
+        return Applied(f"sha256:{src.h.hexdigest()}", ap.size, src.pos, kind)
+    except BaseException:
+        if created:
+            remove_tree(dest)
+        raise
