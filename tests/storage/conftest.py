@@ -99,3 +99,10 @@ def driver(driver_name, store_home):
     drv = get_driver(driver_name, store_home)
     yield drv
     drv.cleanup()
+
+
+def pytest_collect_file(file_path, parent):
+    """The driver conformance suite lives in conformance.py (not test_*.py): collect it too."""
+    if file_path.name == "conformance.py":
+        return pytest.Module.from_parent(parent, path=file_path)
+    return None

@@ -122,9 +122,8 @@ class Driver:
             if stream is not None:
                 from berth.layers import apply_layer
 
-                applied = apply_layer(stream, self._apply_target(id, tmp), whiteouts=self.whiteouts)
-            if stream is not None:
-                _sys.syncfs(tmp)  # the layer's data is durable before its name is
+                # sync: the layer's data is durable before its name is
+                applied = apply_layer(stream, self._apply_target(id, tmp), whiteouts=self.whiteouts, sync=True)
             with self._lock():
                 self._check_new(id, parent)
                 os.rename(tmp, os.path.join(self.home, id))
