@@ -127,6 +127,8 @@ class OverlayDriver(Driver):
         if mode == "auto":
             mode = "classic" if len(absolute) < page else "fsconfig"
         if mode == "classic":
+            if len(absolute) >= page:
+                raise errors.Unsupported(f"storage overlay: mount options of {id} exceed one page")
             _sys.mount("overlay", target, "overlay", flags, absolute)
             return
         if mode == "fsconfig":
