@@ -39,15 +39,7 @@ class _TreeDriver(Driver):
         from berth.layers import changes_trees
 
         no_parent_mismatch(self, id, parent)
-        old = self._parent_root(id)
-        if old is None:
-            empty = os.path.join(self.home, f".tmp-{os.getpid()}-0-empty")
-            os.makedirs(empty, exist_ok=True)
-            try:
-                return changes_trees(empty, self._root(id))
-            finally:
-                os.rmdir(empty)
-        return changes_trees(old, self._root(id))
+        return changes_trees(self._parent_root(id), self._root(id))
 
     def size(self, id: str) -> int:
         self._need(id)
