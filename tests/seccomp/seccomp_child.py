@@ -31,6 +31,8 @@ NR = {
     "bpf": 321,
     "userfaultfd": 323,
     "clone3": 435,
+    "nr600": 600,  # not a syscall (yet)
+    "x32_nr600": 0x40000000 | 600,
 }
 
 PR_SET_NO_NEW_PRIVS = 38

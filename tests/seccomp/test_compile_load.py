@@ -39,40 +39,45 @@ def test_blocked_syscall_gets_eperm_by_default(cache_dir):
     assert out["status"]["Seccomp"] == "2" and out["status"]["Seccomp_filters"] == "1"
 
 
+# what a forked child needs to report back through a pipe under a deny-by-default filter
+CHILD_NEEDS = ["write", "close", "exit_group", "exit", "openat", "read", "fstat", "newfstatat", "lseek",
+               "ioctl", "mmap", "munmap", "brk", "rt_sigprocmask", "rt_sigaction", "getpid", "futex",
+               "madvise", "mprotect"]  # fmt: skip
+
+
+def deny_but(names: list[str], **extra) -> dict:
+    return {
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "syscalls": [{"names": names, "action": "SCMP_ACT_ALLOW"}],
+        **extra,
+    }
+
+
 def test_errno_ret_and_default_errno_ret(cache_dir):
     bpf = compile_bpf(allow_but({"names": ["unshare"], "action": "SCMP_ACT_ERRNO", "errnoRet": 77}))
     assert in_child(bpf, [("unshare", 0)])["unshare"] == -77
-    # deny-by-default with defaultErrnoRet; the child needs a few syscalls to report back
-    needed = [
-        "write",
-        "close",
-        "exit_group",
-        "exit",
-        "openat",
-        "read",
-        "fstat",
-        "newfstatat",
-        "lseek",
-        "ioctl",
-        "mmap",
-        "munmap",
-        "brk",
-        "rt_sigprocmask",
-        "rt_sigaction",
-        "getpid",
-        "futex",
-        "madvise",
-        "mprotect",
-    ]
-    bpf = compile_bpf(
-        {
-            "defaultAction": "SCMP_ACT_ERRNO",
-            "defaultErrnoRet": 99,
-            "syscalls": [{"names": needed, "action": "SCMP_ACT_ALLOW"}],
-        }
-    )
+    # getrandom (318) raises the highest named syscall above unshare (272): unshare gets the default
+    bpf = compile_bpf(deny_but([*CHILD_NEEDS, "getrandom"], defaultErrnoRet=99))
     out = in_child(bpf, [("unshare", 0), ("getpid",)])
     assert out["unshare"] == -99 and out["getpid"] > 0
+
+
+def test_syscalls_newer_than_the_profile_get_enosys(cache_dir):
+    bpf = compile_bpf(deny_but([*CHILD_NEEDS, "getrandom"]))
+    out = in_child(bpf, [("unshare", 0), ("clone3", 0, 0), ("nr600",), ("getpid",)])
+    assert out["unshare"] == -EPERM  # below the profile's newest syscall: the default action
+    assert out["clone3"] == -errno.ENOSYS and out["nr600"] == -errno.ENOSYS  # above it
+    assert out["getpid"] > 0
+    with_x32 = compile_bpf(deny_but([*CHILD_NEEDS, "getrandom"], architectures=["SCMP_ARCH_X32"]))
+    out = in_child(with_x32, [("unshare", 0), ("x32_nr600",), ("getpid",)])
+    assert out == {**out, "unshare": -EPERM, "x32_nr600": -errno.ENOSYS}
+
+
+def test_no_enosys_prefix_unless_default_is_errno(cache_dir):
+    bpf = compile_bpf(allow_but({"names": ["unshare"], "action": "SCMP_ACT_ERRNO"}))
+    assert in_child(bpf, [("nr600",)])["nr600"] == -errno.ENOSYS  # the kernel's own answer
+    bpf = compile_bpf(deny_but(CHILD_NEEDS, defaultErrnoRet=errno.ENOSYS))
+    assert in_child(bpf, [("unshare", 0)])["unshare"] == -errno.ENOSYS
 
 
 def test_arg_filter_allows_one_value(cache_dir):

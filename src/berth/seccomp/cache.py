@@ -18,7 +18,7 @@ except ImportError:  # pragma: no cover - other Pythons
     from hashlib import sha256
 from berth import errors
 
-FORMAT = b"BERTHBPF1\n"  # bump when the compiler's output for a given profile may change
+FORMAT = b"BERTHBPF3\n"  # bump when the compiler's output for a given profile may change
 _DIGEST_LEN = 32
 DEFAULT_CACHE_DIR = "/run/berth/seccomp-cache"
 _LIB_DIRS = (

@@ -6,7 +6,8 @@ Semantics follow the OCI runtime spec as runc applies it:
 - a rule whose action equals the default action is redundant and skipped (libseccomp refuses it);
 - the args of one syscalls[] entry are ANDed in one rule when their indexes are distinct; when an index
   repeats (e.g. ``arg0 == 1`` and ``arg0 == 2``) each arg becomes its own rule, i.e. they are ORed —
-  runc's reading, which profiles in the wild rely on.
+  runc's reading, which profiles in the wild rely on;
+- with a deny-by-errno default, syscalls newer than any the profile names get ENOSYS (see enosys.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from berth import errors
+from berth.seccomp import enosys
 from berth.seccomp import libseccomp as L
 from berth.seccomp.validate import ACTIONS, ARCHES, FLAGS, OPS, validate
 
@@ -29,6 +31,7 @@ _OPS = {
 assert set(_OPS) == set(OPS)
 
 _EPERM = 1
+_ENOSYS = 38
 
 
 def _action(name: str, errno_ret: int | None) -> int:
@@ -59,7 +62,14 @@ def compile_uncached(seccomp: dict[str, Any]) -> bytes:
     """Validate and compile; returns the raw sock_filter array libseccomp exports."""
     validate(seccomp)
     default = _action(seccomp["defaultAction"], seccomp.get("defaultErrnoRet"))
+    tokens = [L.native_arch()]
     with L.Filter(default) as flt:
+        # Binary-tree layout: more instructions but the kernel's load-time emulation (its per-syscall
+        # allow bitmap) runs far fewer of them: loading Docker's profile took 0.6 ms instead of 1.0-1.5 ms.
+        try:
+            flt.attr_set(L.FLTATR_CTL_OPTIMIZE, 2)
+        except errors.SystemError_:
+            pass  # libseccomp < 2.5: the linear layout is as correct
         for i, arch in enumerate(seccomp.get("architectures") or []):
             token = L.resolve_arch(ARCHES[arch])
             if not token:
@@ -67,6 +77,8 @@ def compile_uncached(seccomp: dict[str, Any]) -> bytes:
                     f"linux.seccomp.architectures[{i}]: {arch} is not supported by this libseccomp"
                 )
             flt.arch_add(token)
+            if token not in tokens:
+                tokens.append(token)
         for i, rule in enumerate(seccomp.get("syscalls") or []):
             action = _action(rule["action"], rule.get("errnoRet"))
             if action == default:
@@ -83,7 +95,21 @@ def compile_uncached(seccomp: dict[str, Any]) -> bytes:
                             f"linux.seccomp.syscalls[{i}]: libseccomp rejected the rule for {name!r}"
                             f" ({rule['action']}, args {rule.get('args') or []}): error {-rc}"
                         )
-        return flt.export_bpf()
+        bpf = flt.export_bpf()
+    if seccomp["defaultAction"] == "SCMP_ACT_ERRNO" and default != L.act_errno(_ENOSYS):
+        bpf = enosys.prefix(_max_syscalls(seccomp, tokens)) + bpf
+    return bpf
+
+
+def _max_syscalls(seccomp: dict[str, Any], tokens: list[int]) -> dict[int, int]:
+    """arch token -> highest syscall number any rule names there (arches where none resolves are left out)."""
+    names = {n for rule in seccomp.get("syscalls") or [] for n in rule["names"]}
+    out = {}
+    for token in tokens:
+        nrs = [nr for nr in (L.resolve_syscall_arch(token, n) for n in names) if nr >= 0]
+        if nrs:
+            out[token] = max(nrs)
+    return out
 
 
 __all__ = ["compile_uncached", "ACTIONS", "FLAGS"]

@@ -79,6 +79,7 @@ def lib() -> ctypes.CDLL:
         "seccomp_arch_native": (ctypes.c_uint32, []),
         "seccomp_arch_resolve_name": (ctypes.c_uint32, [ctypes.c_char_p]),
         "seccomp_syscall_resolve_name": (ctypes.c_int, [ctypes.c_char_p]),
+        "seccomp_syscall_resolve_name_arch": (ctypes.c_int, [ctypes.c_uint32, ctypes.c_char_p]),
         "seccomp_rule_add_array": (
             ctypes.c_int,
             [ctx, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint, ctypes.POINTER(ArgCmp)],
@@ -153,6 +154,15 @@ def resolve_syscall(name: str) -> int:
     """The native syscall number (or a negative pseudo-number for another arch's syscall);
     NR_SCMP_ERROR when libseccomp does not know the name."""
     return lib().seccomp_syscall_resolve_name(name.encode())
+
+
+def resolve_syscall_arch(arch: int, name: str) -> int:
+    """The syscall's number on arch (x32's carry the x32 bit); negative when it has none there."""
+    return lib().seccomp_syscall_resolve_name_arch(arch, name.encode())
+
+
+def native_arch() -> int:
+    return lib().seccomp_arch_native()
 
 
 def resolve_arch(name: str) -> int:
