@@ -114,3 +114,15 @@ def test_unwritable_cache_dir_still_compiles(tmp_path, monkeypatch):
 def test_default_cache_dir(monkeypatch):
     monkeypatch.delenv("BERTH_SECCOMP_CACHE", raising=False)
     assert cache.cache_dir() == "/run/berth/seccomp-cache"
+
+
+def test_foreign_or_writable_entries_are_not_trusted(cache_dir):
+    p = profile()
+    good = compile_bpf(p)
+    path = cache.entry_path(p)
+    os.chmod(path, 0o666)
+    assert cache.lookup(p) is None
+    assert compile_bpf(p) == good and os.stat(path).st_mode & 0o777 == 0o600
+    os.chown(path, 65534, 65534)
+    assert cache.lookup(p) is None
+    assert compile_bpf(p) == good and os.stat(path).st_uid == os.geteuid()

@@ -4,7 +4,8 @@ A hit costs one file read and a sha256; it never imports ``berth.seccomp.libsecc
 libseccomp. The key is sha256 over the canonical JSON of the profile, the identity of the installed
 libseccomp (its real file name, which carries the version, plus size and mtime, read with stat — no
 dlopen), the machine arch and this module's format version. Entries are written tmp + fsync + rename,
-and each carries a digest of its payload, so a torn or corrupt entry is detected, ignored and rebuilt.
+and each carries a digest of its payload, so a torn or corrupt entry is detected, ignored and rebuilt;
+an entry owned by another user or writable by group/others is ignored too.
 """
 
 from __future__ import annotations
@@ -78,6 +79,10 @@ def _read_entry(path: str) -> bytes | None:
     """The cached program, or None when missing or corrupt (a corrupt entry is then rebuilt)."""
     try:
         with open(path, "rb") as f:
+            st = os.fstat(f.fileno())
+            # a program we load into containers: trust only our own entries that no one else can write
+            if st.st_uid != os.geteuid() or st.st_mode & 0o022:
+                return None
             data = f.read()
     except OSError:
         return None
