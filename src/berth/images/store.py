@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import shutil
+import tarfile
 import tempfile
 import time
 from collections.abc import Iterable
@@ -476,12 +477,15 @@ class Store:
     def remove_image(self, ref_or_id: str, force: bool = False) -> list[dict]:
         """`docker rmi`: untag by tag when other tags remain; otherwise delete the image and the
         layers only it used. Returns [{"Untagged": ...}, {"Deleted": ...}]."""
+        return self._remove_image(ref_or_id, force)[0]
+
+    def _remove_image(self, ref_or_id: str, force: bool = False) -> tuple[list[dict], int]:
         img, by_tag = self._lookup(ref_or_id)
         tags = [str(reference.parse(t)) for t in img.repo_tags]
         users = [r[0] for r in self.db.query("SELECT container_id FROM container_fs WHERE image_id = ?", (img.id,))]
         if by_tag and len(tags) > 1:
             self.untag(by_tag)
-            return [{"Untagged": reference.familiar(by_tag)}]
+            return [{"Untagged": reference.familiar(by_tag)}], 0
         if not by_tag and len(tags) > 1 and not force:
             raise Conflict(f"conflict: unable to delete {img.short_id} (must be forced) - image is referenced "
                            f"in multiple repositories")
@@ -494,7 +498,7 @@ class Store:
             if by_tag or force:
                 for t in tags:
                     self.untag(t)
-                return [{"Untagged": reference.familiar(t)} for t in tags]
+                return [{"Untagged": reference.familiar(t)} for t in tags], 0
             raise Conflict(f"conflict: unable to delete {img.short_id} - image has dependent child images")
         before = {r[0] for r in self.db.query("SELECT chain_id FROM layers")}
         with self.db.tx() as cur:
@@ -504,10 +508,10 @@ class Store:
             self.layers.release(cur, img.top_chain)
         crash.point("remove-after-tx")
         after = {r[0] for r in self.db.query("SELECT chain_id FROM layers")}
-        self.layers.empty_trash()
-        self._sweep_blobs()
+        freed = self.layers.empty_trash()
+        freed += self._sweep_blobs()
         return ([{"Untagged": reference.familiar(t)} for t in tags] + [{"Deleted": img.id}]
-                + [{"Deleted": c} for c in sorted(before - after)])
+                + [{"Deleted": c} for c in sorted(before - after)]), freed
 
     def _sweep_blobs(self) -> int:
         """Delete blobs no image or layer references and no live lease protects."""
@@ -543,6 +547,7 @@ class Store:
         """`docker image prune`: dangling (untagged) images, or with dangling_only=False every image
         no container uses; then unreferenced layers and blobs."""
         deleted: list[dict] = []
+        freed = 0
         while True:
             rows = self.db.query(
                 "SELECT i.id FROM images i WHERE NOT EXISTS (SELECT 1 FROM container_fs c WHERE c.image_id = i.id)"
@@ -551,8 +556,10 @@ class Store:
             if not rows:
                 break
             for r in rows:
-                deleted.extend(self.remove_image(r[0], force=True))
-        freed = self.gc()
+                res, n = self._remove_image(r[0], force=True)
+                deleted.extend(res)
+                freed += n
+        freed += self.gc()
         return {"ImagesDeleted": deleted or None, "SpaceReclaimed": freed}
 
     # -- disk usage --------------------------------------------------------------------------------
@@ -701,7 +708,8 @@ class Store:
                 diff_id, _ = dg.from_stream(spool)
                 crash.point("commit-diffed")
                 layers = [(r["blob_digest"], r["blob_media_type"]) for r in chain]
-                empty = diff_id == oi.EMPTY_LAYER_DIFF_ID
+                spool.seek(0)
+                empty = diff_id == oi.EMPTY_LAYER_DIFF_ID or _tar_is_empty(spool)
                 if not empty:
                     spool.seek(0)
                     info = self.cs.write(compress(spool, "gzip"))
@@ -738,6 +746,14 @@ class Store:
     # -- misc --------------------------------------------------------------------------------------
     def layer_media_type(self, blob: str) -> str:
         return layer_media_type_of(self.cs, blob)
+
+
+def _tar_is_empty(f: BinaryIO) -> bool:
+    try:
+        with tarfile.open(fileobj=f, mode="r|") as tf:
+            return tf.next() is None
+    except tarfile.TarError:
+        return False
 
 
 def _tree_size(root: str) -> int:
