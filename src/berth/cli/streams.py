@@ -1,0 +1,154 @@
+"""Pumping bytes between the terminal and a hijacked attach/exec connection.
+
+One thread, one select loop: container output (demultiplexed unless tty), stdin forwarded raw and
+half-closed at EOF, and signals (sig-proxy, SIGWINCH -> resize) delivered through a wakeup pipe so the
+HTTP calls they cause never run inside a signal handler.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+from collections.abc import Callable, Iterator
+
+from berth.client.http import Hijacked
+from berth.client.stream import Demuxer
+
+PROXIED_SIGNALS = ("SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGWINCH")
+
+
+def terminal_size(fd: int = 1) -> tuple[int, int] | None:
+    """(height, width) of the terminal on fd, or None."""
+    for f in (fd, 0, 2):
+        try:
+            sz = os.get_terminal_size(f)
+            return sz.lines, sz.columns
+        except OSError:
+            continue
+    return None
+
+
+@contextlib.contextmanager
+def raw_terminal(enabled: bool, fd: int = 0) -> Iterator[None]:
+    """Put the terminal on fd in raw mode (for -t) and always restore it."""
+    if not enabled or not os.isatty(fd):
+        yield
+        return
+    import termios
+    import tty
+
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setraw(fd, termios.TCSANOW)
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+@contextlib.contextmanager
+def signal_pipe(names: tuple[str, ...]) -> Iterator[tuple[int, list[int]]]:
+    """Catch `names`; yields (read fd woken on each signal, list the handlers append to)."""
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    os.set_blocking(r, False)
+    pending: list[int] = []
+    old = {}
+
+    def handler(signum, _frame):
+        pending.append(signum)
+
+    for n in names:
+        sig = getattr(signal, n, None)
+        if sig is None:
+            continue
+        try:
+            old[sig] = signal.signal(sig, handler)
+        except (OSError, ValueError):
+            pass
+    prev_fd = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+    try:
+        yield r, pending
+    finally:
+        signal.set_wakeup_fd(prev_fd)
+        for sig, h in old.items():
+            signal.signal(sig, h)
+        os.close(r)
+        os.close(w)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            n = os.write(fd, view)
+        except BlockingIOError:
+            select.select([], [fd], [])
+            continue
+        view = view[n:]
+
+
+def pump(
+    conn: Hijacked,
+    *,
+    tty: bool,
+    stdin: bool,
+    on_signal: Callable[[int], None] | None = None,
+    stdout_fd: int = 1,
+    stderr_fd: int = 2,
+    stdin_fd: int = 0,
+    half_close_without_stdin: bool = True,
+) -> None:
+    """Copy until the daemon closes the connection (the process ended or was detached)."""
+    demux = None if tty else Demuxer()
+    sock_fd = conn.fileno()
+    in_open = stdin
+    if not stdin and half_close_without_stdin:
+        conn.close_write()
+    names = PROXIED_SIGNALS if on_signal else ()
+    with signal_pipe(names) as (sig_r, pending):
+        while True:
+            if conn.reader.buf:  # bytes that arrived with the 101 response
+                data = conn.recv()
+            else:
+                rfds = [sock_fd, sig_r] + ([stdin_fd] if in_open else [])
+                try:
+                    ready, _, _ = select.select(rfds, [], [])
+                except InterruptedError:
+                    continue
+                if sig_r in ready:
+                    try:
+                        os.read(sig_r, 512)
+                    except BlockingIOError:
+                        pass
+                    while pending:
+                        sig = pending.pop(0)
+                        if on_signal:
+                            on_signal(sig)
+                if in_open and stdin_fd in ready:
+                    try:
+                        chunk = os.read(stdin_fd, 32768)
+                    except OSError:
+                        chunk = b""
+                    if chunk:
+                        try:
+                            conn.sendall(chunk)
+                        except OSError:
+                            in_open = False
+                    else:
+                        in_open = False
+                        conn.close_write()
+                if sock_fd not in ready:
+                    continue
+                try:
+                    data = conn.recv()
+                except ConnectionResetError:
+                    data = b""
+            if not data:
+                break
+            if demux is None:
+                _write_all(stdout_fd, data)
+            else:
+                for stream, payload in demux.feed(data):
+                    _write_all(stderr_fd if stream == 2 else stdout_fd, payload)
