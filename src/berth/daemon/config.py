@@ -1,0 +1,59 @@
+"""berthd's settings: flags first, then BERTH_* environment variables, then defaults."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+
+
+@dataclass
+class DaemonConfig:
+    hosts: list[str] = field(default_factory=lambda: ["unix:///run/berth/berth.sock"])
+    root: str = "/var/lib/berth"
+    exec_root: str = "/run/berth"
+    group: str | None = None
+    storage_driver: str | None = None
+    runtime: str = ""  # path of the OCI runtime binary (berth-runtime by default)
+    log_level: str = "info"
+    log_max_size: int = 10 << 20  # json-file rotation default, per container
+    log_max_files: int = 2
+
+    @property
+    def runtime_root(self) -> str:
+        return os.path.join(self.exec_root, "runtime")
+
+
+def default_runtime() -> str:
+    here = os.path.dirname(sys.executable)
+    for cand in (os.path.join(here, "berth-runtime"), shutil.which("berth-runtime")):
+        if cand and os.path.exists(cand):
+            return cand
+    return "berth-runtime"
+
+
+def parse_args(argv: list[str] | None = None) -> DaemonConfig:
+    p = argparse.ArgumentParser(prog="berthd", description="berth's engine daemon (Docker Engine API)")
+    p.add_argument("-H", "--host", action="append", default=None,
+                   help="socket to listen on: unix://PATH or tcp://HOST:PORT (repeatable)")
+    p.add_argument("--root", default=None, help="persistent state (default /var/lib/berth, BERTH_ROOT)")
+    p.add_argument("--exec-root", default=None, help="runtime state (default /run/berth)")
+    p.add_argument("--group", "-G", default=None, help="group owning the unix socket (mode 0660)")
+    p.add_argument("--storage-driver", "-s", default=None, help="overlay, vfs or btrfs (default: detect)")
+    p.add_argument("--runtime", default=None, help="OCI runtime binary (default berth-runtime)")
+    p.add_argument("--log-level", "-l", default="info", choices=["debug", "info", "warning", "error"])
+    a = p.parse_args(argv)
+    env = os.environ
+    hosts = a.host or ([env["BERTH_HOST"]] if env.get("BERTH_HOST") else None)
+    cfg = DaemonConfig()
+    if hosts:
+        cfg.hosts = [h if "://" in h else f"unix://{h}" for h in hosts]
+    cfg.root = os.path.abspath(a.root or env.get("BERTH_ROOT") or cfg.root)
+    cfg.exec_root = os.path.abspath(a.exec_root or env.get("BERTH_EXEC_ROOT") or cfg.exec_root)
+    cfg.group = a.group
+    cfg.storage_driver = a.storage_driver or env.get("BERTH_STORAGE_DRIVER") or None
+    cfg.runtime = a.runtime or env.get("BERTH_RUNTIME") or default_runtime()
+    cfg.log_level = a.log_level
+    return cfg

@@ -1,0 +1,479 @@
+"""HTTP/1.1 on a unix socket with h11: keep-alive, chunked bodies both ways, hijack (101 UPGRADED).
+
+Handlers get a `Request` and return a `Response`, a `Stream` (chunked, flushed per item) or a
+`Hijack` (the raw connection after `101 UPGRADED`). Errors from berth.errors become Docker's
+`{"message": ...}` bodies here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import socket
+import struct
+import traceback
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from typing import Any
+
+import h11
+
+from berth import __version__, errors
+
+log = logging.getLogger("berthd.http")
+
+API_VERSION = "1.41"
+MIN_API_VERSION = "1.24"
+SERVER = f"berth/{__version__} (linux)"
+_VERSION_PREFIX = re.compile(r"^/v(\d+\.\d+)(/.*)$")
+_MAX_EVENT = 1 << 20
+
+
+def status_for(exc: BaseException) -> int:
+    """The one place where berth's error taxonomy becomes HTTP status codes."""
+    if isinstance(exc, errors.InvalidArgument):
+        return 400
+    if isinstance(exc, errors.PermissionDenied):
+        return 403
+    if isinstance(exc, errors.NotFound):
+        return 404
+    if isinstance(exc, errors.Conflict):
+        return 409
+    if isinstance(exc, errors.Unsupported):
+        return 501
+    if isinstance(exc, errors.Unavailable):
+        return 503
+    return 500
+
+
+@dataclass
+class Peer:
+    pid: int
+    uid: int
+    gid: int
+
+
+@dataclass
+class Request:
+    method: str
+    path: str  # without the /vN.NN prefix
+    api_version: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    peer: Peer
+    _body: Callable[[], AsyncIterator[bytes]]
+    params: dict[str, str] = field(default_factory=dict)
+    _consumed: bool = False
+
+    def q(self, name: str, default: str | None = None) -> str | None:
+        vals = self.query.get(name)
+        return vals[-1] if vals else default
+
+    def qlist(self, name: str) -> list[str]:
+        return self.query.get(name, [])
+
+    def qbool(self, name: str, default: bool = False) -> bool:
+        """20.10's BoolValue: "", 0, no, false, none are false; anything else true."""
+        v = self.q(name)
+        if v is None:
+            return default
+        return v.strip().lower() not in ("", "0", "no", "false", "none")
+
+    def qint(self, name: str, default: int | None = None) -> int | None:
+        v = self.q(name)
+        if v is None or v == "":
+            return default
+        try:
+            return int(v)
+        except ValueError:
+            raise errors.InvalidArgument(f"invalid value for {name}: {v!r} is not an integer")
+
+    def filters(self) -> dict[str, list[str]]:
+        """Both filter shapes: {"k": {"v": true}} (CLI) and {"k": ["v"]} (docker-py)."""
+        raw = self.q("filters")
+        if not raw:
+            return {}
+        try:
+            data = json.loads(raw)
+        except ValueError as e:
+            raise errors.InvalidArgument(f"invalid filters: {e}")
+        if not isinstance(data, dict):
+            raise errors.InvalidArgument("invalid filters: expected a JSON object")
+        out: dict[str, list[str]] = {}
+        for k, v in data.items():
+            if isinstance(v, dict):
+                out[k] = [x for x, on in v.items() if on]
+            elif isinstance(v, list):
+                out[k] = [str(x) for x in v]
+            elif isinstance(v, str):
+                out[k] = [v]
+            else:
+                raise errors.InvalidArgument(f"invalid filters: bad value for {k!r}")
+        return out
+
+    def stream(self) -> AsyncIterator[bytes]:
+        self._consumed = True
+        return self._body()
+
+    async def body(self) -> bytes:
+        chunks = [c async for c in self.stream()]
+        return b"".join(chunks)
+
+    async def json(self, required: bool = False) -> Any:
+        raw = await self.body()
+        if not raw.strip():
+            if required:
+                raise errors.InvalidArgument("request body is empty: a JSON object is required")
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError as e:
+            raise errors.InvalidArgument(f"invalid JSON in request body: {e}")
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: bytes = b""
+    content_type: str | None = None
+    headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+def json_response(obj: Any, status: int = 200) -> Response:
+    return Response(status, json.dumps(obj).encode() + b"\n", "application/json")
+
+
+def empty(status: int = 204) -> Response:
+    return Response(status)
+
+
+@dataclass
+class Stream:
+    """A chunked response; each yielded bytes object is flushed as one chunk."""
+
+    gen: AsyncIterator[bytes]
+    status: int = 200
+    content_type: str | None = "application/json"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    # Called when the client disconnects early (the generator is cancelled as well).
+    on_disconnect: Callable[[], None] | None = None
+
+
+@dataclass
+class Hijack:
+    """After 101 UPGRADED, `run(reader, writer, pending)` owns the connection; `pending` holds
+    bytes the client sent right after the request (pipelined stdin)."""
+
+    run: Callable[[asyncio.StreamReader, asyncio.StreamWriter, bytes], Awaitable[None]]
+    content_type: str = "application/vnd.docker.raw-stream"
+    # When the client did not ask for an upgrade (exec start with Detach), this runs instead.
+
+
+Handler = Callable[[Request], Awaitable[Response | Stream | Hijack]]
+
+
+class Router:
+    def __init__(self) -> None:
+        self.routes: list[tuple[str, re.Pattern[str], Handler, bool]] = []
+
+    def add(self, method: str, pattern: str, handler: Handler, mutating: bool | None = None) -> None:
+        """pattern: a path with {name} (one segment) or {name:.*} (greedy) parts."""
+        rx = "^" + re.sub(
+            r"\{(\w+)(?::([^}]+))?\}", lambda m: f"(?P<{m.group(1)}>{m.group(2) or '[^/]+'})", pattern
+        ) + "$"
+        if mutating is None:
+            mutating = method not in ("GET", "HEAD")
+        self.routes.append((method, re.compile(rx), handler, mutating))
+
+    def match(self, method: str, path: str) -> tuple[Handler, dict[str, str], bool]:
+        allowed = False
+        for m, rx, h, mut in self.routes:
+            mo = rx.match(path)
+            if mo:
+                if m == method or (m == "GET" and method == "HEAD"):
+                    return h, {k: urllib.parse.unquote(v) for k, v in mo.groupdict().items()}, mut
+                allowed = True
+        if allowed:
+            raise _HTTPError(405, f"method {method} not allowed for {path}")
+        raise _HTTPError(404, f"page not found: {method} {path}")
+
+
+class _HTTPError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def peer_of(writer: asyncio.StreamWriter) -> Peer:
+    sock = writer.get_extra_info("socket")
+    try:
+        pid, uid, gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
+    except (OSError, AttributeError):
+        pid, uid, gid = 0, -1, -1
+    return Peer(pid, uid, gid)
+
+
+# Called after each request: (request, status, error message or None).
+AuditHook = Callable[[Request, int, str | None], None]
+
+
+class Server:
+    def __init__(self, router: Router, audit: AuditHook | None = None) -> None:
+        self.router = router
+        self.audit = audit
+        self.connections: set[asyncio.Task] = set()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task:
+            self.connections.add(task)
+        try:
+            await _Connection(self, reader, writer).serve()
+        except (ConnectionError, asyncio.IncompleteReadError, h11.ProtocolError):
+            pass
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("connection failed")
+        finally:
+            if task:
+                self.connections.discard(task)
+            try:
+                writer.close()
+            except Exception:
+                pass
+
+
+def _base_headers() -> list[tuple[str, str]]:
+    return [
+        ("Api-Version", API_VERSION),
+        ("Docker-Experimental", "false"),
+        ("Ostype", "linux"),
+        ("Server", SERVER),
+        ("Date", formatdate(usegmt=True)),
+    ]
+
+
+class _Connection:
+    def __init__(self, server: Server, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_EVENT)
+        self.peer = peer_of(writer)
+
+    async def _next_event(self) -> Any:
+        while True:
+            ev = self.conn.next_event()
+            if ev is h11.NEED_DATA:
+                data = await self.reader.read(65536)
+                self.conn.receive_data(data)
+                continue
+            return ev
+
+    async def _send(self, ev: Any) -> None:
+        data = self.conn.send(ev)
+        if data:
+            self.writer.write(data)
+            await self.writer.drain()
+
+    async def serve(self) -> None:
+        while True:
+            ev = await self._next_event()
+            if isinstance(ev, (h11.ConnectionClosed,)) or ev is h11.PAUSED:
+                return
+            if not isinstance(ev, h11.Request):
+                return
+            keep = await self._handle(ev)
+            if not keep:
+                return
+            if self.conn.our_state is h11.MUST_CLOSE or self.conn.their_state is h11.MUST_CLOSE:
+                return
+            try:
+                # Drain an unread request body so the next request parses.
+                while self.conn.their_state is h11.SEND_BODY:
+                    e = await self._next_event()
+                    if isinstance(e, (h11.EndOfMessage, h11.ConnectionClosed)):
+                        break
+                self.conn.start_next_cycle()
+            except h11.LocalProtocolError:
+                return
+
+    async def _body_iter(self) -> AsyncIterator[bytes]:
+        while self.conn.their_state is h11.SEND_BODY:
+            ev = await self._next_event()
+            if isinstance(ev, h11.Data):
+                yield bytes(ev.data)
+            elif isinstance(ev, h11.EndOfMessage):
+                return
+            elif isinstance(ev, h11.ConnectionClosed):
+                raise errors.InvalidArgument("client closed the connection during the request body")
+
+    async def _handle(self, ev: h11.Request) -> bool:
+        target = ev.target.decode("latin-1")
+        path, _, qs = target.partition("?")
+        api_version = API_VERSION
+        m = _VERSION_PREFIX.match(path)
+        if m:
+            api_version, path = m.group(1), m.group(2)
+        headers = {k.decode().lower(): v.decode("latin-1") for k, v in ev.headers}
+        req = Request(
+            method=ev.method.decode(),
+            path=path,
+            api_version=api_version,
+            query=urllib.parse.parse_qs(qs, keep_blank_values=True),
+            headers=headers,
+            peer=self.peer,
+            _body=self._body_iter,
+        )
+        status, err = 500, None
+        try:
+            try:
+                handler, params, mutating = self.server.router.match(req.method, path)
+            except _HTTPError as e:
+                status, err = e.status, str(e)
+                await self._send_simple(status, _err_body(err), "application/json")
+                return True
+            req.params = params
+            try:
+                result = await handler(req)
+            except errors.BerthError as e:
+                status, err = status_for(e), str(e)
+                await self._send_simple(status, _err_body(err), "application/json")
+                return True
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.error("handler %s %s failed:\n%s", req.method, path, traceback.format_exc())
+                status, err = 500, f"{type(e).__name__}: {e}"
+                await self._send_simple(status, _err_body(err), "application/json")
+                return True
+            if isinstance(result, Response):
+                status = result.status
+                await self._send_simple(result.status, result.body, result.content_type, result.headers,
+                                        head=req.method == "HEAD")
+                return True
+            if isinstance(result, Stream):
+                status = result.status
+                return await self._send_stream(result)
+            if isinstance(result, Hijack):
+                status = 101
+                await self._hijack(result)
+                return False
+            raise TypeError(f"handler returned {type(result).__name__}")
+        finally:
+            if self.server.audit and (mutating_of(self.server.router, req)):
+                try:
+                    self.server.audit(req, status, err)
+                except Exception:
+                    log.exception("audit failed")
+
+    async def _send_simple(self, status: int, body: bytes, ctype: str | None,
+                           extra: list[tuple[str, str]] | None = None, head: bool = False) -> None:
+        hdrs = _base_headers()
+        if ctype:
+            hdrs.append(("Content-Type", ctype))
+        hdrs += extra or []
+        hdrs.append(("Content-Length", str(len(body))))
+        if self.conn.their_state is h11.MIGHT_SWITCH_PROTOCOL or self.conn.their_state is h11.SEND_BODY:
+            # Refusing an upgrade, or answering before the body was read: close afterwards.
+            hdrs.append(("Connection", "close"))
+        await self._send(h11.Response(status_code=status, headers=hdrs))
+        if body and not head:
+            await self._send(h11.Data(data=body))
+        await self._send(h11.EndOfMessage())
+
+    async def _send_stream(self, st: Stream) -> bool:
+        hdrs = _base_headers()
+        if st.content_type:
+            hdrs.append(("Content-Type", st.content_type))
+        hdrs += st.headers
+        hdrs.append(("Transfer-Encoding", "chunked"))
+        await self._send(h11.Response(status_code=st.status, headers=hdrs))
+        # Watch for the client leaving while we stream (events, wait, logs -f).
+        gone = asyncio.Event()
+
+        async def watch() -> None:
+            try:
+                while True:
+                    data = await self.reader.read(65536)
+                    if not data:
+                        break
+                    self.conn.receive_data(data)
+            except (ConnectionError, OSError):
+                pass
+            gone.set()
+
+        body_done = self.conn.their_state is not h11.SEND_BODY
+        watcher = asyncio.ensure_future(watch()) if body_done else None
+        agen = st.gen.__aiter__()
+        ok = True
+        try:
+            while True:
+                nxt = asyncio.ensure_future(agen.__anext__())
+                if watcher is not None:
+                    done, _ = await asyncio.wait({nxt, watcher}, return_when=asyncio.FIRST_COMPLETED)
+                    if nxt not in done:
+                        nxt.cancel()
+                        ok = False
+                        if st.on_disconnect:
+                            st.on_disconnect()
+                        break
+                try:
+                    chunk = await nxt
+                except StopAsyncIteration:
+                    break
+                if chunk:
+                    await self._send(h11.Data(data=chunk))
+            if ok:
+                await self._send(h11.EndOfMessage())
+        except (ConnectionError, OSError):
+            ok = False
+            if st.on_disconnect:
+                st.on_disconnect()
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            aclose = getattr(agen, "aclose", None)
+            if aclose:
+                try:
+                    await aclose()
+                except Exception:
+                    pass
+        if watcher is not None and gone.is_set():
+            return False
+        return ok
+
+    async def _hijack(self, hj: Hijack) -> None:
+        # Consume the (empty) request body so h11 sees the end of the request.
+        while self.conn.their_state is h11.SEND_BODY:
+            e = await self._next_event()
+            if isinstance(e, (h11.EndOfMessage, h11.ConnectionClosed)):
+                break
+        pending = b""
+        if self.conn.their_state is h11.MIGHT_SWITCH_PROTOCOL:
+            await self._send(h11.InformationalResponse(
+                status_code=101, reason=b"UPGRADED",
+                headers=[("Content-Type", hj.content_type), ("Connection", "Upgrade"), ("Upgrade", "tcp")]))
+            pending = self.conn.trailing_data[0]
+        else:
+            # No Upgrade header (old clients): answer 200 and stream raw anyway.
+            self.writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: " + hj.content_type.encode()
+                              + b"\r\nConnection: close\r\n\r\n")
+            pending = self.conn.trailing_data[0]
+        await self.writer.drain()
+        await hj.run(self.reader, self.writer, pending)
+
+
+def mutating_of(router: Router, req: Request) -> bool:
+    if req.method in ("GET", "HEAD"):
+        return False
+    return not req.path.startswith(("/_ping", "/containers/create_probe"))
+
+
+def _err_body(msg: str) -> bytes:
+    return json.dumps({"message": msg}).encode() + b"\n"

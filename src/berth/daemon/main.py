@@ -1,0 +1,116 @@
+"""berthd: the engine daemon (Docker Engine API on a unix socket)."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import grp
+import logging
+import os
+import signal
+import socket
+import sys
+
+from berth.daemon.config import DaemonConfig, parse_args
+
+log = logging.getLogger("berthd")
+
+
+def _listen_unix(path: str, group: str | None) -> socket.socket:
+    os.makedirs(os.path.dirname(path) or ".", mode=0o755, exist_ok=True)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        s.bind(path)
+    finally:
+        os.umask(old)
+    gid = 0
+    if group:
+        try:
+            gid = grp.getgrnam(group).gr_gid if not group.isdigit() else int(group)
+        except KeyError:
+            raise SystemExit(f"berthd: group {group!r} (for the socket) does not exist")
+    os.chown(path, 0, gid)
+    os.chmod(path, 0o660)
+    s.listen(1024)
+    s.setblocking(False)
+    return s
+
+
+def _lock(cfg: DaemonConfig) -> int:
+    fd = os.open(os.path.join(cfg.exec_root, "berthd.pid"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise SystemExit(f"berthd: another berthd is running with exec-root {cfg.exec_root}")
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    return fd
+
+
+async def serve(cfg: DaemonConfig) -> None:
+    from berth.daemon.engine import Engine
+    from berth.daemon.http import Server
+    from berth.daemon.routers import build_router
+
+    eng = Engine(cfg)
+    await eng.restore()
+
+    def audit(req, status, err):
+        p = req.params
+        obj = p.get("id") or p.get("name") or req.q("name") or req.q("container") or None
+        eng.audit.record(uid=req.peer.uid, gid=req.peer.gid, pid=req.peer.pid, method=req.method,
+                         path=req.path, obj=obj, status=status, error=err,
+                         query="&".join(f"{k}={v[-1]}" for k, v in req.query.items() if k != "filters"))
+
+    server = Server(build_router(eng), audit=audit)
+    servers = []
+    for h in cfg.hosts:
+        if h.startswith("unix://"):
+            sock = _listen_unix(h[len("unix://"):], cfg.group)
+            servers.append(await asyncio.start_unix_server(server.handle, sock=sock, limit=1 << 20))
+        elif h.startswith("tcp://"):
+            host, _, port = h[len("tcp://"):].rpartition(":")
+            log.warning("listening on TCP %s: no TLS, no authentication", h)
+            servers.append(await asyncio.start_server(server.handle, host or "127.0.0.1", int(port)))
+        else:
+            raise SystemExit(f"berthd: unsupported host {h!r} (unix://PATH or tcp://HOST:PORT)")
+    log.info("berthd listening on %s (root %s, exec-root %s, runtime %s)", ", ".join(cfg.hosts), cfg.root,
+             cfg.exec_root, cfg.runtime)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down (containers keep running under their monitors)")
+    for s in servers:
+        s.close()
+    for t in list(server.connections):
+        t.cancel()
+    for t in list(eng.bg):
+        t.cancel()
+    eng.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg = parse_args(argv)
+    logging.basicConfig(level=getattr(logging, cfg.log_level.upper()), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if os.geteuid() != 0:
+        print("berthd: must run as root", file=sys.stderr)
+        return 1
+    os.makedirs(cfg.exec_root, mode=0o711, exist_ok=True)
+    _lock(cfg)
+    try:
+        asyncio.run(serve(cfg))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""berthd's side of the monitor: start one per container start, talk to its socket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import struct
+import sys
+from typing import Any
+
+from berth import errors
+
+SRC_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+STDOUT, STDERR, CONTROL = 1, 2, 3
+_BOOT = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
+         "from berth.monitor.monitor import main; main()")
+
+
+def write_json_atomic(path: str, obj: Any, mode: int = 0o600) -> None:
+    tmp = f"{path}.tmp.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, json.dumps(obj).encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+async def spawn(rundir: str, cfg: dict, timeout: float = 60.0) -> dict:
+    """Start a monitor for `cfg` (monitor.json); returns its status {"pid", "monitor"} once the
+    runtime created the container, or raises with the runtime's error."""
+    write_json_atomic(os.path.join(rundir, "monitor.json"), cfg)
+    r, w = os.pipe()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-I", "-S", "-c", _BOOT, SRC_DIR, rundir, str(w),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL, pass_fds=(w,), start_new_session=True)
+    except BaseException:
+        os.close(r)
+        os.close(w)
+        raise
+    os.close(w)
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(r, "rb", 0))
+    try:
+        data = await asyncio.wait_for(reader.read(), timeout)
+    except TimeoutError:
+        raise errors.SystemError_("the container monitor did not report within %ds" % timeout)
+    finally:
+        transport.close()
+        await proc.wait()
+    if not data:
+        log = ""
+        try:
+            with open(os.path.join(rundir, "monitor.log")) as f:
+                log = f.read().strip()[-2000:]
+        except OSError:
+            pass
+        raise errors.SystemError_("the container monitor failed to start" + (f": {log}" if log else ""))
+    st = json.loads(data)
+    if "error" in st:
+        raise _runtime_error(st["error"])
+    return st
+
+
+def _runtime_error(msg: str) -> errors.BerthError:
+    low = msg.lower()
+    if "executable file not found" in low or "no such file or directory" in low and "exec" in low:
+        return errors.InvalidArgument(msg)
+    return errors.SystemError_(msg)
+
+
+def frame(kind: int, payload: bytes) -> bytes:
+    return struct.pack(">BxxxI", kind, len(payload)) + payload
+
+
+async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes] | None:
+    try:
+        hdr = await reader.readexactly(8)
+        kind, n = struct.unpack(">BxxxI", hdr)
+        return kind, await reader.readexactly(n)
+    except (asyncio.IncompleteReadError, ConnectionError):
+        return None
+
+
+async def connect(sock: str, req: dict) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    try:
+        reader, writer = await asyncio.open_unix_connection(sock, limit=1 << 20)
+    except (FileNotFoundError, ConnectionRefusedError) as e:
+        raise errors.Unavailable(f"container monitor not reachable: {e}")
+    writer.write(json.dumps(req).encode() + b"\n")
+    await writer.drain()
+    return reader, writer
+
+
+async def call(sock: str, req: dict) -> dict:
+    """A one-shot request; returns the first control message."""
+    reader, writer = await connect(sock, req)
+    try:
+        while True:
+            fr = await read_frame(reader)
+            if fr is None:
+                raise errors.Unavailable("container monitor closed the connection")
+            if fr[0] == CONTROL:
+                return json.loads(fr[1])
+    finally:
+        writer.close()

@@ -1,0 +1,1 @@
+"""Per-container monitor (see monitor.py). Standard library only: it runs under `python -I -S`."""

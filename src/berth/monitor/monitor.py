@@ -1,0 +1,879 @@
+"""The per-container monitor: outlives berthd, holds the container's stdio, writes the json-file
+log, serves attach/exec/wait over a unix socket and records the exit status.
+
+Stdlib only and single-threaded (one poll loop; the SIGCHLD handler only wakes the loop), started
+by berthd as `python -I -S` and detached (double fork + setsid): memory per idle container matters.
+
+Socket protocol (monitor.sock): the client sends one JSON line, {"op": ...}; the monitor answers
+with 8-byte frames `[kind][0 0 0][len u32 BE][payload]` where kind 1 = stdout, 2 = stderr and
+3 = a control message (JSON). After an "attach" or "exec" line the client's bytes are stdin, its
+half-close is stdin EOF.
+  start            -> runs `runtime start`; control {"ok": true} | {"error": "..."}
+  wait             -> control {"exit": code, "oom": bool} once the container is gone
+  attach           -> live output frames (stdout/stderr flags), control {"exit": ...} at the end
+  resize h w       -> TIOCSWINSZ on the pty; control {"ok": true}
+  exec             -> runs `runtime exec` (process file, tty, stdin); frames; control {"exit": code}
+  exec_resize      -> resize an exec's pty
+"""
+
+import errno
+import fcntl
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+import termios
+import time
+
+STDOUT, STDERR, CONTROL = 1, 2, 3
+PR_SET_CHILD_SUBREAPER = 36
+_PARTIAL = 16 * 1024  # a line longer than this is logged in pieces, as docker does
+_DRAIN_AFTER_EXIT = 2.0  # seconds to wait for the pipes to close after init died
+
+
+def frame(kind, payload):
+    return struct.pack(">BxxxI", kind, len(payload)) + payload
+
+
+def control(obj):
+    return frame(CONTROL, json.dumps(obj).encode())
+
+
+def set_subreaper():
+    import ctypes  # only here: ctypes is the largest import this process makes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+def rfc3339nano(ns):
+    s, frac = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s)) + ".%09dZ" % frac
+
+
+def write_file_atomic(path, data):
+    tmp = path + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+class JsonLog:
+    """Docker's json-file format, rotated by size: <path>, <path>.1, ... <path>.(max_files-1)."""
+
+    def __init__(self, path, max_size, max_files):
+        self.path = path
+        self.max_size = max_size
+        self.max_files = max(1, max_files)
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self.size = os.fstat(self.fd).st_size
+        self.partial = {STDOUT: b"", STDERR: b""}
+
+    def _rotate(self):
+        os.close(self.fd)
+        if self.max_files > 1:
+            for i in range(self.max_files - 1, 0, -1):
+                src = self.path if i == 1 else "%s.%d" % (self.path, i - 1)
+                try:
+                    os.rename(src, "%s.%d" % (self.path, i))
+                except FileNotFoundError:
+                    pass
+        else:
+            os.truncate(self.path, 0)
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self.size = 0
+
+    def _entry(self, kind, text):
+        rec = json.dumps({"log": text.decode("utf-8", "replace"),
+                          "stream": "stdout" if kind == STDOUT else "stderr",
+                          "time": rfc3339nano(time.time_ns())}).encode() + b"\n"
+        if self.max_size and self.size + len(rec) > self.max_size and self.size > 0:
+            self._rotate()
+        os.write(self.fd, rec)
+        self.size += len(rec)
+
+    def write(self, kind, data):
+        buf = self.partial[kind] + data
+        while True:
+            nl = buf.find(b"\n")
+            if nl < 0:
+                break
+            self._entry(kind, buf[: nl + 1])
+            buf = buf[nl + 1:]
+        while len(buf) >= _PARTIAL:
+            self._entry(kind, buf[:_PARTIAL])
+            buf = buf[_PARTIAL:]
+        self.partial[kind] = buf
+
+    def flush(self):
+        for kind in (STDOUT, STDERR):
+            if self.partial[kind]:
+                self._entry(kind, self.partial[kind])
+                self.partial[kind] = b""
+
+
+class Client:
+    def __init__(self, sock):
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.inbuf = b""
+        self.out = b""
+        self.op = None
+        self.want = (True, True)  # stdout, stderr
+        self.stdin_fd = None  # where this client's bytes go after the header line
+        self.stdin_once = False
+        self.closing = False  # close once `out` is flushed
+        self.read_closed = False
+        self.exec = None
+
+
+class Exec:
+    def __init__(self, client, tty):
+        self.client = client
+        self.tty = tty
+        self.fds = {}  # fd -> stream kind
+        self.stdin_fd = None
+        self.pid = None  # the runtime's pid (foreground) or the process's pid (detached, tty)
+        self.runtime_pid = None
+        self.status = None
+        self.master = None
+        self.console_listener = None
+        self.pid_file = None
+
+
+class Monitor:
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.id = cfg["id"]
+        self.tty = cfg.get("tty", False)
+        self.poll = select.poll()
+        self.handlers = {}  # fd -> callable(events)
+        self.clients = {}
+        self.children = {}  # pid -> callback(status)
+        self.orphan_status = {}  # pid -> status for pids reaped before we knew them
+        self.out_fds = {}  # container output fd -> kind
+        self.stdin_w = None
+        self.master = None
+        self.init_pid = None
+        self.exit_status = None
+        self.exit_deadline = None
+        self.finished = False
+        self.log = JsonLog(cfg["log_path"], cfg.get("log_max_size", 0), cfg.get("log_max_files", 1))
+        self.execs = {}
+
+    # -- loop plumbing -------------------------------------------------------------------------
+    def watch(self, fd, mask, cb):
+        self.handlers[fd] = cb
+        self.poll.register(fd, mask)
+
+    def unwatch(self, fd):
+        if fd in self.handlers:
+            del self.handlers[fd]
+            try:
+                self.poll.unregister(fd)
+            except KeyError:
+                pass
+
+    def spawn(self, argv, stdin=None, stdout=None, stderr=None, on_exit=None):
+        acts = []
+        devnull = os.open("/dev/null", os.O_RDWR)
+        for target, fd in ((0, stdin), (1, stdout), (2, stderr)):
+            acts.append((os.POSIX_SPAWN_DUP2, devnull if fd is None else fd, target))
+        try:
+            pid = os.posix_spawn(argv[0], argv, self.env, file_actions=acts, setsigdef=(signal.SIGPIPE,
+                                 signal.SIGCHLD), setsigmask=())
+        finally:
+            os.close(devnull)
+        if on_exit:
+            if pid in self.orphan_status:
+                on_exit(self.orphan_status.pop(pid))
+            else:
+                self.children[pid] = on_exit
+        return pid
+
+    def run_sync(self, argv, stdin=None):
+        """Run a runtime command to completion; returns (exit code, stderr text)."""
+        r, w = os.pipe()
+        pid = self.spawn(argv, stdin=stdin, stdout=w, stderr=w)
+        os.close(w)
+        chunks = []
+        while True:
+            try:
+                b = os.read(r, 65536)
+            except InterruptedError:
+                continue
+            if not b:
+                break
+            chunks.append(b)
+        os.close(r)
+        while True:
+            try:
+                _, st = os.waitpid(pid, 0)
+                break
+            except InterruptedError:
+                continue
+            except ChildProcessError:
+                st = self.orphan_status.pop(pid, 0)
+                break
+        return os.waitstatus_to_exitcode(st), b"".join(chunks).decode("utf-8", "replace").strip()
+
+    def runtime(self, *args):
+        c = self.cfg
+        return [c["runtime"], "--root", c["runtime_root"], *args]
+
+    def reap(self):
+        while True:
+            try:
+                pid, st = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            cb = self.children.pop(pid, None)
+            if cb:
+                cb(st)
+            else:
+                self.orphan_status[pid] = st
+
+    # -- container lifecycle -----------------------------------------------------------------
+    def create(self):
+        c = self.cfg
+        args = ["create", "--bundle", c["bundle"], "--pid-file", c["pid_file"]]
+        stdin_r = out_w = err_w = None
+        console = None
+        if self.tty:
+            console = self._console_listener(os.path.join(c["rundir"], "console.sock"))
+            args += ["--console-socket", console[1]]
+        else:
+            if c.get("stdin"):
+                stdin_r, self.stdin_w = os.pipe()
+                os.set_blocking(self.stdin_w, False)
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            self.out_fds = {out_r: STDOUT, err_r: STDERR}
+        args.append(self.id)
+        rc, msg = self._run_create(args, stdin_r, out_w, err_w, console)
+        for fd in (stdin_r, out_w, err_w):
+            if fd is not None:
+                os.close(fd)
+        if rc != 0:
+            raise RuntimeError(msg or "runtime create failed with exit code %d" % rc)
+        with open(c["pid_file"]) as f:
+            self.init_pid = int(f.read().strip())
+        if self.init_pid in self.orphan_status:
+            self._init_exited(self.orphan_status.pop(self.init_pid))
+        else:
+            self.children[self.init_pid] = self._init_exited
+        for fd in self.out_fds:
+            os.set_blocking(fd, False)
+            self.watch(fd, select.POLLIN, self._make_reader(fd))
+
+    def _run_create(self, args, stdin_r, out_w, err_w, console):
+        # The runtime's own stderr goes to a pipe of ours so its error message reaches berthd;
+        # the container's stdio are the pipes given here (runc passes its fds 0-2 to init).
+        er, ew = os.pipe()
+        pid = self.spawn(self.runtime(*args), stdin=stdin_r, stdout=out_w, stderr=ew if err_w is None else err_w)
+        os.close(ew)
+        msg_fd = er
+        if console:
+            # Accept the pty master from the runtime while it runs.
+            lsock, path = console
+            self.master, st = self._accept_fd(lsock, path, pid)
+        else:
+            st = None
+        while st is None:
+            try:
+                _, st = os.waitpid(pid, 0)
+            except InterruptedError:
+                continue
+            except ChildProcessError:
+                st = self.orphan_status.pop(pid, 0)
+        rc = os.waitstatus_to_exitcode(st)
+        msg = b""
+        if err_w is None or rc != 0:
+            os.set_blocking(msg_fd, False)
+            try:
+                msg = os.read(msg_fd, 65536)
+            except OSError:
+                pass
+        os.close(msg_fd)
+        if rc != 0 and err_w is not None:
+            # stderr of a failed create went to the container's stderr pipe: collect it.
+            for fd, kind in self.out_fds.items():
+                if kind == STDERR:
+                    os.set_blocking(fd, False)
+                    try:
+                        msg += os.read(fd, 65536)
+                    except OSError:
+                        pass
+        if self.master is not None:
+            os.set_blocking(self.master, False)
+            self.out_fds = {self.master: STDOUT}
+            self.stdin_w = self.master
+        return rc, msg.decode("utf-8", "replace").strip()
+
+    def _console_listener(self, path):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(path)
+        s.listen(1)
+        return s, path
+
+    def _accept_fd(self, lsock, path, pid):
+        """Receive the pty master from the runtime, unless the runtime exits first.
+        Returns (fd or None, the runtime's wait status if it was reaped here)."""
+        fd = st = None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([lsock], [], [], 0.02)
+            if r:
+                try:
+                    conn, _ = lsock.accept()
+                    fd = self._recv_fd(conn)
+                    conn.close()
+                except OSError as e:
+                    sys.stderr.write("console socket: %s\n" % e)
+                break
+            try:
+                p, s = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if p:
+                st = s
+                break
+        lsock.close()
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        return fd, st
+
+    @staticmethod
+    def _recv_fd(conn):
+        msg, anc, _flags, _addr = conn.recvmsg(4096, socket.CMSG_SPACE(4 * 4))
+        for level, typ, data in anc:
+            if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+                fds = struct.unpack("%di" % (len(data) // 4), data[: len(data) - len(data) % 4])
+                for extra in fds[1:]:
+                    os.close(extra)
+                return fds[0]
+        raise OSError("no file descriptor received on the console socket")
+
+    def _make_reader(self, fd):
+        def on_ready(_ev):
+            kind = self.out_fds.get(fd)
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError as e:
+                if e.errno != errno.EIO:  # EIO: the pty's other side is closed
+                    raise
+                data = b""
+            if not data:
+                self.unwatch(fd)
+                self.out_fds.pop(fd, None)
+                if fd != self.master:
+                    os.close(fd)
+                self._maybe_finish()
+                return
+            self.log.write(kind, data)
+            self.broadcast(kind, data)
+        return on_ready
+
+    def broadcast(self, kind, data):
+        fr = frame(kind, data)
+        for cl in list(self.clients.values()):
+            if cl.op == "attach" and cl.want[kind - 1]:
+                self.send(cl, fr)
+
+    def _init_exited(self, status):
+        self.exit_status = status
+        self.exit_deadline = time.monotonic() + _DRAIN_AFTER_EXIT
+        self._maybe_finish()
+
+    def _maybe_finish(self):
+        if self.exit_status is None or self.finished:
+            return
+        if self.out_fds and time.monotonic() < self.exit_deadline:
+            return
+        self.finished = True
+        for fd in list(self.out_fds):
+            self.unwatch(fd)
+        self.log.flush()
+        code = os.waitstatus_to_exitcode(self.exit_status)
+        if code < 0:
+            code = 128 - code
+        oom = self._oom_killed()
+        self.run_sync(self.runtime("delete", "--force", self.id))
+        msg = {"exit": code, "oom": oom, "finishedAt": rfc3339nano(time.time_ns())}
+        write_file_atomic(self.cfg["exit_file"], json.dumps(msg).encode())
+        for cl in list(self.clients.values()):
+            if cl.op in ("attach", "wait"):
+                self.send(cl, control(msg))
+                cl.closing = True
+                self.flush(cl)
+
+    def _oom_killed(self):
+        before = self.cfg.get("oom_before", 0)
+        for path in self.cfg.get("oom_files", []):
+            try:
+                with open(path) as f:
+                    for line in f:
+                        k, _, v = line.partition(" ")
+                        if k == "oom_kill" and int(v) > before:
+                            return True
+            except (OSError, ValueError):
+                continue
+        return False
+
+    # -- clients -----------------------------------------------------------------------------
+    def accept(self, _ev):
+        try:
+            s, _ = self.listener.accept()
+        except BlockingIOError:
+            return
+        s.setblocking(False)
+        cl = Client(s)
+        self.clients[cl.fd] = cl
+        self.watch(cl.fd, select.POLLIN, lambda ev, cl=cl: self.on_client(cl, ev))
+
+    def send(self, cl, data):
+        cl.out += data
+        self.flush(cl)
+
+    def flush(self, cl):
+        if cl.fd not in self.clients:
+            return
+        while cl.out:
+            try:
+                n = cl.sock.send(cl.out)
+            except BlockingIOError:
+                break
+            except OSError:
+                self.drop(cl)
+                return
+            cl.out = cl.out[n:]
+        if len(cl.out) > (8 << 20):
+            self.drop(cl)  # a reader that stopped reading must not make us buffer forever
+            return
+        mask = 0 if cl.read_closed else select.POLLIN
+        if cl.out:
+            mask |= select.POLLOUT
+        elif cl.closing:
+            self.drop(cl)
+            return
+        try:
+            self.poll.modify(cl.fd, mask)
+        except (KeyError, FileNotFoundError):
+            pass
+
+    def drop(self, cl):
+        self.unwatch(cl.fd)
+        self.clients.pop(cl.fd, None)
+        if cl.stdin_fd is not None and cl.stdin_once and cl.stdin_fd not in (self.master,):
+            self._close_stdin(cl.stdin_fd)
+        try:
+            cl.sock.close()
+        except OSError:
+            pass
+
+    def _close_stdin(self, fd):
+        if fd == self.stdin_w:
+            self.stdin_w = None
+        for ex in self.execs.values():
+            if ex.stdin_fd == fd:
+                ex.stdin_fd = None
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+    def on_client(self, cl, ev):
+        if ev & select.POLLOUT:
+            self.flush(cl)
+        if not ev & (select.POLLIN | select.POLLHUP | select.POLLERR):
+            return
+        if cl.read_closed:
+            return
+        try:
+            data = cl.sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            cl.read_closed = True
+            if cl.stdin_fd is not None:
+                if cl.stdin_once or cl.stdin_fd != self.stdin_w:
+                    if cl.stdin_fd == self.master or (cl.exec and cl.exec.tty):
+                        pass  # a pty: EOF is the user's ^D, not a close
+                    else:
+                        self._close_stdin(cl.stdin_fd)
+                cl.stdin_fd = None
+            if cl.op in (None, "start", "resize", "exec_resize") or (cl.op == "attach" and not cl.out
+                                                                     and self.finished):
+                self.drop(cl)
+            else:
+                self.flush(cl)
+            return
+        if cl.op is None:
+            cl.inbuf += data
+            nl = cl.inbuf.find(b"\n")
+            if nl < 0:
+                if len(cl.inbuf) > 65536:
+                    self.drop(cl)
+                return
+            line, rest = cl.inbuf[:nl], cl.inbuf[nl + 1:]
+            cl.inbuf = b""
+            try:
+                req = json.loads(line)
+            except ValueError:
+                self.send(cl, control({"error": "bad request line"}))
+                cl.closing = True
+                self.flush(cl)
+                return
+            self.dispatch(cl, req)
+            data = rest
+            if not data:
+                return
+        if cl.stdin_fd is not None:
+            self.write_stdin(cl, data)
+
+    def write_stdin(self, cl, data):
+        try:
+            # Blocking write is acceptable: stdin pipes are small and a stuck reader is the
+            # container's business; a nonblocking partial write is retried in a tiny loop.
+            while data:
+                try:
+                    n = os.write(cl.stdin_fd, data)
+                    data = data[n:]
+                except BlockingIOError:
+                    select.select([], [cl.stdin_fd], [], 1.0)
+        except OSError:
+            cl.stdin_fd = None
+
+    def dispatch(self, cl, req):
+        op = req.get("op")
+        cl.op = op
+        if op == "wait":
+            if self.finished:
+                self.send(cl, control(json.loads(open(self.cfg["exit_file"]).read())))
+                cl.closing = True
+                self.flush(cl)
+        elif op == "attach":
+            cl.want = (bool(req.get("stdout", True)), bool(req.get("stderr", True)))
+            if req.get("stdin") and self.stdin_w is not None:
+                cl.stdin_fd = self.stdin_w
+                cl.stdin_once = bool(self.cfg.get("stdin_once"))
+            self.send(cl, control({"ok": True}))
+            if self.finished:
+                self.send(cl, control(json.loads(open(self.cfg["exit_file"]).read())))
+                cl.closing = True
+                self.flush(cl)
+        elif op == "start":
+            rc, msg = self.run_sync(self.runtime("start", self.id))
+            self.send(cl, control({"ok": True} if rc == 0 else {"error": msg or "runtime start failed"}))
+            cl.closing = True
+            self.flush(cl)
+        elif op == "resize":
+            ok = self.master is not None and _resize(self.master, req.get("h", 0), req.get("w", 0))
+            self.send(cl, control({"ok": bool(ok)}))
+            cl.closing = True
+            self.flush(cl)
+        elif op == "exec":
+            self.start_exec(cl, req)
+        elif op == "exec_resize":
+            ex = self.execs.get(req.get("id"))
+            ok = ex is not None and ex.master is not None and _resize(ex.master, req.get("h", 0), req.get("w", 0))
+            self.send(cl, control({"ok": bool(ok)}))
+            cl.closing = True
+            self.flush(cl)
+        elif op == "ping":
+            self.send(cl, control({"ok": True, "pid": self.init_pid, "finished": self.finished}))
+            cl.closing = True
+            self.flush(cl)
+        else:
+            self.send(cl, control({"error": "unknown op %r" % op}))
+            cl.closing = True
+            self.flush(cl)
+
+    # -- exec --------------------------------------------------------------------------------
+    def start_exec(self, cl, req):
+        tty = bool(req.get("tty"))
+        ex = Exec(cl, tty)
+        eid = req.get("id") or str(len(self.execs))
+        self.execs[eid] = ex
+        cl.exec = ex
+        cl.op = "exec"
+        args = ["exec", "--process", req["process"]]
+        stdin_r = out_w = err_w = None
+        if tty:
+            lsock, path = self._console_listener(os.path.join(self.cfg["rundir"], "exec-%s.sock" % eid[:12]))
+            ex.pid_file = os.path.join(self.cfg["rundir"], "exec-%s.pid" % eid[:12])
+            args += ["--detach", "--console-socket", path, "--pid-file", ex.pid_file]
+        else:
+            if req.get("stdin"):
+                stdin_r, ex.stdin_fd = os.pipe()
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            ex.fds = {out_r: STDOUT, err_r: STDERR}
+        args.append(self.id)
+        er, ew = os.pipe()
+        try:
+            pid = self.spawn(self.runtime(*args), stdin=stdin_r, stdout=out_w if out_w is not None else ew,
+                             stderr=err_w if err_w is not None else ew)
+        except OSError as e:
+            self.send(cl, control({"error": "exec: %s" % e}))
+            cl.closing = True
+            self.flush(cl)
+            return
+        finally:
+            os.close(ew)
+            for fd in (stdin_r, out_w, err_w):
+                if fd is not None:
+                    os.close(fd)
+        ex.runtime_pid = pid
+        if tty:
+            ex.master, st = self._accept_fd(lsock, path, pid)
+            if st is not None:
+                self.orphan_status[pid] = st
+            rc, msg = self._wait_pid(pid, er)
+            if rc != 0 or ex.master is None:
+                self.send(cl, control({"error": msg or "exec failed (%d)" % rc, "exit": 126}))
+                cl.closing = True
+                self.flush(cl)
+                return
+            try:
+                with open(ex.pid_file) as f:
+                    ex.pid = int(f.read().strip())
+                os.unlink(ex.pid_file)
+            except (OSError, ValueError):
+                ex.pid = None
+            os.set_blocking(ex.master, False)
+            ex.fds = {ex.master: STDOUT}
+            ex.stdin_fd = ex.master
+            if ex.pid is not None:
+                if ex.pid in self.orphan_status:
+                    self._exec_exited(ex, self.orphan_status.pop(ex.pid))
+                else:
+                    self.children[ex.pid] = lambda st, ex=ex: self._exec_exited(ex, st)
+        else:
+            os.close(er)
+            ex.pid = pid
+            self.children[pid] = lambda st, ex=ex: self._exec_exited(ex, st)
+        cl.stdin_fd = ex.stdin_fd
+        cl.stdin_once = True
+        if cl.read_closed and ex.stdin_fd is not None and not tty:
+            self._close_stdin(ex.stdin_fd)
+        self.send(cl, control({"ok": True, "pid": ex.pid}))
+        for fd in ex.fds:
+            os.set_blocking(fd, False)
+            self.watch(fd, select.POLLIN, self._exec_reader(ex, fd))
+
+    def _wait_pid(self, pid, err_fd):
+        chunks = []
+        while True:
+            try:
+                b = os.read(err_fd, 65536)
+            except InterruptedError:
+                continue
+            if not b:
+                break
+            chunks.append(b)
+        os.close(err_fd)
+        self.children.pop(pid, None)
+        st = None
+        while st is None:
+            try:
+                _, st = os.waitpid(pid, 0)
+            except InterruptedError:
+                continue
+            except ChildProcessError:
+                st = self.orphan_status.pop(pid, 0)
+        return os.waitstatus_to_exitcode(st), b"".join(chunks).decode("utf-8", "replace").strip()
+
+    def _exec_reader(self, ex, fd):
+        def on_ready(_ev):
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                self.unwatch(fd)
+                kind = ex.fds.pop(fd, None)
+                del kind
+                os.close(fd)
+                if fd == ex.stdin_fd:
+                    ex.stdin_fd = None
+                self._exec_maybe_done(ex)
+                return
+            cl = ex.client
+            if cl.fd in self.clients:
+                self.send(cl, frame(ex.fds.get(fd, STDOUT), data))
+        return on_ready
+
+    def _exec_exited(self, ex, status):
+        code = os.waitstatus_to_exitcode(status)
+        ex.status = 128 - code if code < 0 else code
+        if ex.tty and ex.master is not None:
+            # The pty may still hold output; the reader sees EIO once it is drained.
+            pass
+        self._exec_maybe_done(ex)
+
+    def _exec_maybe_done(self, ex):
+        if ex.status is None or (ex.fds and not ex.tty):
+            return
+        if ex.tty and ex.fds:
+            # Drain what the pty holds, then close it.
+            for fd in list(ex.fds):
+                try:
+                    while True:
+                        data = os.read(fd, 65536)
+                        if not data:
+                            break
+                        if ex.client.fd in self.clients:
+                            self.send(ex.client, frame(STDOUT, data))
+                except OSError:
+                    pass
+                self.unwatch(fd)
+                os.close(fd)
+            ex.fds = {}
+            ex.stdin_fd = None
+            ex.client.stdin_fd = None
+        cl = ex.client
+        for k, v in list(self.execs.items()):
+            if v is ex:
+                del self.execs[k]
+        if cl.fd in self.clients:
+            self.send(cl, control({"exit": ex.status}))
+            cl.closing = True
+            self.flush(cl)
+
+    # -- main --------------------------------------------------------------------------------
+    def serve(self):
+        path = self.cfg["sock"]
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(path)
+        os.chmod(path, 0o600)
+        self.listener.listen(64)
+        self.listener.setblocking(False)
+        self.watch(self.listener.fileno(), select.POLLIN, self.accept)
+
+    def loop(self, wake_r):
+        self.watch(wake_r, select.POLLIN, lambda ev: self._drain_wake(wake_r))
+        while True:
+            if self.finished and not any(c.op in ("attach", "wait", "exec") for c in self.clients.values()):
+                if not self.execs:
+                    return
+            timeout = None
+            if self.exit_status is not None and not self.finished:
+                timeout = max(0, int((self.exit_deadline - time.monotonic()) * 1000)) + 1
+            elif self.finished:
+                timeout = 200
+            try:
+                events = self.poll.poll(timeout)
+            except InterruptedError:
+                continue
+            for fd, ev in events:
+                cb = self.handlers.get(fd)
+                if cb:
+                    cb(ev)
+            self.reap()
+            self._maybe_finish()
+            if self.finished and self.stdin_w is not None and self.stdin_w != self.master:
+                self._close_stdin(self.stdin_w)
+
+    def _drain_wake(self, fd):
+        try:
+            while os.read(fd, 512):
+                pass
+        except BlockingIOError:
+            pass
+        self.reap()
+
+
+def _resize(fd, h, w):
+    try:
+        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", int(h), int(w), 0, 0))
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    rundir = argv[0]
+    status_fd = int(argv[1])
+    with open(os.path.join(rundir, "monitor.json")) as f:
+        cfg = json.load(f)
+    cfg["rundir"] = rundir
+    # Detach: the first child becomes session leader and forks the monitor proper, so berthd
+    # never has a long-lived child and the monitor survives berthd's death.
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    os.chdir("/")
+    devnull = os.open("/dev/null", os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    errlog = os.open(os.path.join(rundir, "monitor.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(errlog, 2)
+    os.close(devnull)
+    os.close(errlog)
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    set_subreaper()
+    mon = Monitor(cfg)
+    mon.env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        mon.env["XDG_RUNTIME_DIR"] = os.environ["XDG_RUNTIME_DIR"]
+    with open(os.path.join(rundir, "monitor.pid"), "w") as f:
+        f.write(str(os.getpid()))
+    try:
+        mon.serve()
+        mon.create()
+    except Exception as e:
+        try:
+            os.write(status_fd, json.dumps({"error": str(e)}).encode())
+        finally:
+            os.close(status_fd)
+        try:
+            os.unlink(cfg["sock"])
+        except OSError:
+            pass
+        mon.run_sync(mon.runtime("delete", "--force", mon.id))
+        os._exit(1)
+    os.write(status_fd, json.dumps({"ok": True, "pid": mon.init_pid, "monitor": os.getpid()}).encode())
+    os.close(status_fd)
+    mon.loop(wake_r)
+    try:
+        os.unlink(cfg["sock"])
+    except OSError:
+        pass
+    os._exit(0)
