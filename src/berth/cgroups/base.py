@@ -39,6 +39,10 @@ class Manager(ABC):
         """Every directory this manager owns: {hierarchy mountpoint: cgroup directory}."""
 
     @abstractmethod
+    def dir_for(self, controller: str) -> str | None:
+        """The directory holding `controller`'s files ("memory", "cpu", ...); v2: the one cgroup dir."""
+
+    @abstractmethod
     def state(self) -> dict:
         """JSON-able record for state.json; `berth.cgroups.from_state` rebuilds the manager from it."""
 

@@ -30,6 +30,11 @@ class V1Manager(Manager):
             out.update(self.unified.dirs())
         return out
 
+    def dir_for(self, controller: str) -> str | None:
+        if controller in self.ctl:
+            return self.ctl[controller]
+        return self.unified.dir if self.unified is not None else None
+
     def state(self) -> dict:
         return {"version": self.version, "path": self.path, "dirs": self.dirs()}
 

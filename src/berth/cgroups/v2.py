@@ -96,6 +96,9 @@ class V2Manager(Manager):
     def dirs(self) -> dict[str, str]:
         return {self.mount.mountpoint: self.dir}
 
+    def dir_for(self, controller: str) -> str | None:
+        return self.dir
+
     def state(self) -> dict:
         return {"version": self.version, "path": self.path, "dirs": self.dirs()}
 
