@@ -111,3 +111,12 @@ def test_rule_equal_to_default_is_skipped(cache_dir):
         ],
     }
     assert compile_bpf(p)
+
+
+def test_profile_too_big_for_the_kernel(cache_dir):
+    # one rule per value of arg0: thousands of comparisons
+    rules = [{"names": ["personality"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 0, "value": v, "op": "SCMP_CMP_EQ"}]}
+             for v in range(5000)]  # fmt: skip
+    with pytest.raises(errors.InvalidArgument, match="at most 4096"):
+        compile_bpf(base(syscalls=rules))
+    assert not os.path.exists(cache_dir) or os.listdir(cache_dir) == []

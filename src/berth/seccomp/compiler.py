@@ -32,6 +32,7 @@ assert set(_OPS) == set(OPS)
 
 _EPERM = 1
 _ENOSYS = 38
+_BPF_MAXINSNS = 4096
 
 
 def _action(name: str, errno_ret: int | None) -> int:
@@ -98,6 +99,11 @@ def compile_uncached(seccomp: dict[str, Any]) -> bytes:
         bpf = flt.export_bpf()
     if seccomp["defaultAction"] == "SCMP_ACT_ERRNO" and default != L.act_errno(_ENOSYS):
         bpf = enosys.prefix(_max_syscalls(seccomp, tokens)) + bpf
+    if len(bpf) // 8 > _BPF_MAXINSNS:
+        raise errors.InvalidArgument(
+            f"linux.seccomp: the profile compiles to {len(bpf) // 8} BPF instructions;"
+            f" the kernel accepts at most {_BPF_MAXINSNS}"
+        )
     return bpf
 
 
