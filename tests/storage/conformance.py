@@ -92,6 +92,7 @@ def test_hardlinks_and_xattrs_survive(driver):
     layer = (
         Layer().dir("d").file("d/f", b"data", xattrs={"user.berth": b"v1", "trusted.berth": b"t"})
         .link("d/g", "d/f").file("dev-owned", b"o", mode=0o4750, uid=1000, gid=2000)
+        .device("null", 1, 3)
     )
     ids = image(driver, layer, Layer().file("other", b"1"))
     driver.create_rw(C1, ids[-1])
@@ -104,6 +105,8 @@ def test_hardlinks_and_xattrs_survive(driver):
         o = os.lstat(os.path.join(root, "dev-owned"))
         assert (stat.S_IMODE(o.st_mode), o.st_uid, o.st_gid) == (0o4750, 1000, 2000)
         assert f.st_mtime == 1_700_000_000
+        dev = os.lstat(os.path.join(root, "null"))
+        assert stat.S_ISCHR(dev.st_mode) and dev.st_rdev == os.makedev(1, 3)
     finally:
         driver.put(C1)
 
@@ -336,3 +339,13 @@ def test_two_containers_share_image_layers(driver):
         assert grown > 2 * image_bytes  # a full copy per layer: vfs shares nothing, by design
     else:
         assert 2 * 1024 * 1024 <= grown < image_bytes // 2, grown
+
+
+def test_apply_into_created_layer_and_base_changes(driver):
+    driver.create(L1, None)
+    driver.apply_diff(L1, None, Layer().dir("d").file("d/f", b"1").stream())
+    assert sorted(driver.changes(L1, None)) == [("A", "/d"), ("A", "/d/f")]
+    with pytest.raises(errors.InvalidArgument, match="parent"):
+        driver.changes(L1, L2)
+    driver.create_rw(C1, L1)
+    assert visible(driver, C1)["/d/f"][-1] == b"1"

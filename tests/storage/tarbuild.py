@@ -41,6 +41,11 @@ class Layer:
         ti.type, ti.linkname, ti.mode = tarfile.SYMTYPE, target, 0o777
         return self._add(ti)
 
+    def device(self, name: str, major: int, minor: int, mode: int = 0o666) -> Layer:
+        ti = tarfile.TarInfo(name)
+        ti.type, ti.devmajor, ti.devminor, ti.mode = tarfile.CHRTYPE, major, minor, mode
+        return self._add(ti)
+
     def whiteout(self, path: str) -> Layer:
         d, base = os.path.split(path)
         return self.file(os.path.join(d, ".wh." + base))

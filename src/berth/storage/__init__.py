@@ -20,7 +20,9 @@ from berth.storage.overlay import probe as overlay_usable
 DRIVERS: dict[str, type[Driver]] = {"overlay": OverlayDriver, "vfs": VfsDriver, "btrfs": BtrfsDriver}
 ALIASES = {"overlay2": "overlay", "overlayfs": "overlay"}
 
-__all__ = ["DRIVERS", "Driver", "detect", "get_driver", "recorded_driver"]
+__all__ = [
+    "DRIVERS", "BtrfsDriver", "Driver", "OverlayDriver", "VfsDriver", "detect", "get_driver", "recorded_driver",
+]
 
 
 def detect(home: str) -> str:

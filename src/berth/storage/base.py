@@ -200,7 +200,8 @@ class Driver:
                     if rel[0].startswith("."):
                         continue  # a live process's temporary entry
                     d = os.path.join(self.home, rel[0])
-                    if not os.path.isdir(d) or self._count(d) == 0 or mp != self._root(rel[0]):
+                    if rel[0] in self.reserved or not os.path.isdir(d) or self._count(d) == 0 \
+                            or mp != self._root(rel[0]):
                         _sys.umount(mp)
                 for id in self.list():
                     d = os.path.join(self.home, id)
