@@ -1,0 +1,1 @@
+"""OCI data and validation (pure: no I/O)."""

@@ -1,0 +1,65 @@
+"""Typed messages between the runtime and the container's init over a SOCK_SEQPACKET socketpair.
+
+One datagram = one JSON object {"type": ..., ...}; an fd can ride along (SCM_RIGHTS) for the console.
+Errors travel as {"type": "error", "msg": ...}; EOF means the peer exited (or execve'd: CLOEXEC).
+"""
+
+import _socket
+import array
+
+from berth.runtime import jsonio
+
+_MAX = 65536
+
+
+class ChannelError(Exception):
+    pass
+
+
+class Channel:
+    def __init__(self, sock: "_socket.socket"):
+        self.sock = sock
+
+    @staticmethod
+    def pair() -> "tuple[Channel, Channel]":
+        a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+        return Channel(a), Channel(b)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def send(self, typ: str, fd: int | None = None, **kw) -> None:
+        kw["type"] = typ
+        data = jsonio.dumps(kw).encode()
+        if fd is None:
+            self.sock.send(data)
+        else:
+            self.sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", [fd]).tobytes())])
+
+    def recv(self, with_fd: bool = False) -> "tuple[dict | None, int | None]":
+        """Next message (None at EOF) and the fd it carried, if any."""
+        if with_fd:
+            data, anc, _flags, _addr = self.sock.recvmsg(_MAX, _socket.CMSG_SPACE(4))
+            fd = None
+            for level, typ, cdata in anc:
+                if level == _socket.SOL_SOCKET and typ == _socket.SCM_RIGHTS:
+                    fd = array.array("i", cdata[:4])[0]
+        else:
+            data = self.sock.recv(_MAX)
+            fd = None
+        if not data:
+            return None, fd
+        return jsonio.loads(data), fd
+
+    def expect(self, typ: str) -> dict:
+        msg, _ = self.recv()
+        if msg is None:
+            raise ChannelError(f"container init exited while waiting for {typ!r}")
+        if msg["type"] == "error":
+            raise ChannelError(msg["msg"])
+        if msg["type"] != typ:
+            raise ChannelError(f"unexpected message {msg['type']!r} while waiting for {typ!r}")
+        return msg
+
+    def close(self) -> None:
+        self.sock.close()

@@ -1,0 +1,525 @@
+"""The container lifecycle behind the CLI verbs: create, start, run, kill, delete, exec, pause, resume."""
+
+import os
+import select
+import signal
+
+from berth.errors import BerthError, Conflict, InvalidArgument, NotFound, Unsupported
+from berth.linux import procfs
+from berth.oci.runtime_spec import validate, validate_process
+from berth.runtime import cgroup, hooks, jsonio, state
+from berth.runtime.channel import Channel, ChannelError
+from berth.runtime.context import NS_FLAGS, NS_PROC, Context
+
+
+class Options:
+    def __init__(self, **kw):
+        self.root = state.DEFAULT_ROOT
+        self.bundle = None
+        self.console_socket = None
+        self.pid_file = None
+        self.no_pivot = False
+        self.preserve_fds = 0
+        self.detach = False
+        self.keep = False
+        self.systemd_cgroup = False
+        self.warn = None  # callable(str) for warnings (the log)
+        self.__dict__.update(kw)
+
+
+# -- bundle loading --------------------------------------------------------------------------------
+def load_bundle(bundle: str) -> dict:
+    path = os.path.join(bundle, "config.json")
+    try:
+        cfg = jsonio.load_file(path)
+    except FileNotFoundError:
+        raise NotFound(f"bundle {bundle}: config.json not found")
+    except ValueError as e:
+        raise InvalidArgument(f"{path}: malformed JSON: {e}") from None
+    return validate(cfg)
+
+
+def _namespaces(cfg: dict) -> tuple[list[str], dict[str, str]]:
+    new, join = [], {}
+    for i, ns in enumerate((cfg.get("linux") or {}).get("namespaces") or []):
+        t, path = ns["type"], ns.get("path")
+        if not os.path.exists(f"/proc/self/ns/{NS_PROC[t]}"):
+            raise Unsupported(f"config.json: linux.namespaces[{i}]: this kernel has no {t} namespace")
+        if path:
+            if not os.path.exists(path):
+                raise InvalidArgument(f"config.json: linux.namespaces[{i}].path: {path} does not exist")
+            join[t] = path
+        else:
+            new.append(t)
+    return new, join
+
+
+# Device cgroup rules every container gets (the nodes the runtime creates in /dev, and ptys).
+_ALLOWED_DEVICES = [
+    {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 7, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 8, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 1, "minor": 9, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 0, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 1, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 5, "minor": 2, "access": "rwm"},
+    {"allow": True, "type": "c", "major": 136, "access": "rwm"},
+]
+
+
+def _with_default_devices(res: dict, devices: list[dict]) -> dict:
+    if "devices" not in res:
+        return res
+    extra = [{"allow": True, "type": d["type"], "major": d.get("major"), "minor": d.get("minor"), "access": "rwm"}
+             for d in devices if d["type"] in ("c", "b", "u")]
+    return dict(res, devices=list(res["devices"]) + _ALLOWED_DEVICES + extra)
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), "." + os.path.basename(path) + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)
+
+
+def _compile_seccomp(cfg: dict) -> tuple[bytes | None, list[str]]:
+    sc = (cfg.get("linux") or {}).get("seccomp")
+    if not sc:
+        return None, []
+    try:
+        from berth.seccomp import compile_bpf
+    except ImportError:
+        raise Unsupported("config.json: linux.seccomp: seccomp support (berth.seccomp) is not installed")
+    try:
+        return compile_bpf(sc), list(sc.get("flags") or [])
+    except BerthError as e:
+        raise InvalidArgument(f"config.json: linux.seccomp: {e}") from None
+
+
+def _remove_dir(d: str) -> None:
+    try:
+        for name in os.listdir(d):
+            os.unlink(os.path.join(d, name))
+        os.rmdir(d)
+    except FileNotFoundError:
+        pass
+
+
+def _wait_gone(pid: int, started: int | None, timeout: float = 10.0) -> bool:
+    """Wait until pid (not necessarily our child) has exited; reap it if it is our child."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return True
+    try:
+        if not procfs.alive(pid, started):
+            return True
+        p = select.poll()
+        p.register(pidfd, select.POLLIN)
+        p.poll(int(timeout * 1000))
+    finally:
+        os.close(pidfd)
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    return not procfs.alive(pid, started)
+
+
+# -- create / start / run --------------------------------------------------------------------------
+class Created:
+    def __init__(self, pid: int, st: dict, chan: Channel, master: int | None):
+        self.pid, self.st, self.chan, self.master = pid, st, chan, master
+
+
+def create(cid: str, o: Options, foreground_tty: bool = False) -> Created:
+    state.check_id(cid)
+    if o.systemd_cgroup:
+        raise Unsupported("--systemd-cgroup: the systemd cgroup driver is not supported; use cgroupfs paths")
+    bundle = os.path.abspath(o.bundle or ".")
+    cfg = load_bundle(bundle)
+    proc = cfg["process"]
+    rootfs = os.path.join(bundle, cfg["root"]["path"])
+    if not os.path.isdir(rootfs):
+        raise InvalidArgument(f"config.json: root.path: rootfs {rootfs} does not exist or is not a directory")
+    new_ns, join_ns = _namespaces(cfg)
+    terminal = bool(proc.get("terminal"))
+    if terminal and not o.console_socket and not foreground_tty:
+        raise InvalidArgument("process.terminal is true: a console socket (--console-socket) is needed "
+                              "when the runtime detaches")
+    if o.console_socket:
+        from berth.runtime import tty
+
+        tty.check_socket(o.console_socket)
+    bpf, sflags = _compile_seccomp(cfg)
+    linux = cfg.get("linux") or {}
+    mgr = cgroup.manager(linux.get("cgroupsPath"), cid)
+    cdir = state.make_dir(o.root, cid)
+    fifo = os.path.join(cdir, "exec.fifo")
+    pid = 0
+    started = None
+    try:
+        os.mkfifo(fifo, 0o622)
+        os.chmod(fifo, 0o622)
+        ctx = Context(cid=cid, config=cfg, process=proc, bundle=bundle, rootfs=rootfs, fifo=fifo,
+                      no_pivot=o.no_pivot, preserve_fds=o.preserve_fds, terminal=terminal,
+                      new_ns=new_ns, join_ns=join_ns, bpf=bpf, seccomp_flags=sflags)
+        from berth.runtime import process
+
+        pid, chan = process.spawn_init(ctx)
+        started = procfs.start_time(pid)
+        st = {
+            "id": cid, "pid": pid, "start_time": started, "bundle": bundle, "rootfs": rootfs,
+            "created": state.rfc3339_now(), "ociVersion": cfg.get("ociVersion"),
+            "annotations": cfg.get("annotations") or {}, "config": cfg,
+            "cgroups_path": mgr.path if mgr is not None else None,
+        }
+        if mgr is not None:
+            mgr.apply(pid)
+            if linux.get("resources"):
+                mgr.set(_with_default_devices(linux["resources"], linux.get("devices") or []))
+        if proc.get("oomScoreAdj") is not None:
+            try:
+                with open(f"/proc/{pid}/oom_score_adj", "w") as f:
+                    f.write(str(proc["oomScoreAdj"]))
+            except OSError as e:
+                raise InvalidArgument(f"config.json: process.oomScoreAdj {proc['oomScoreAdj']}: {e.strerror} "
+                                      "(lowering it needs CAP_SYS_RESOURCE)") from None
+        hstate = state.hook_state(st, "creating")
+        chan.send("go", state=hstate)
+        master = None
+        while True:
+            msg, fd = chan.recv(with_fd=True)
+            if msg is None:
+                raise ChannelError("container init exited unexpectedly")
+            typ = msg["type"]
+            if typ == "error":
+                raise ChannelError(msg["msg"])
+            if typ == "hooks":
+                hk = cfg.get("hooks") or {}
+                hooks.run_all(hk.get("prestart"), "prestart", hstate)
+                hooks.run_all(hk.get("createRuntime"), "createRuntime", hstate)
+                chan.send("hooks_done")
+            elif typ == "console":
+                if o.console_socket:
+                    from berth.runtime import tty
+
+                    try:
+                        tty.send_to_socket(o.console_socket, fd)
+                    finally:
+                        os.close(fd)
+                else:
+                    master = fd
+            elif typ == "ready":
+                break
+        state.save(o.root, cid, st)
+        if o.pid_file:
+            _write_pid_file(o.pid_file, pid)
+        return Created(pid, st, chan, master)
+    except BaseException as e:
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+            _wait_gone(pid, started)
+        if mgr is not None:
+            try:
+                mgr.destroy()
+            except Exception:
+                pass
+        _remove_dir(cdir)
+        if isinstance(e, ChannelError):
+            raise BerthError(str(e)) from None
+        raise
+
+
+def start(cid: str, o: Options) -> dict:
+    st = state.load(o.root, cid)
+    stat = state.status(o.root, st)
+    if stat != "created":
+        raise Conflict(f"cannot start a container in status {stat} (only a created one)")
+    fifo = os.path.join(o.root, cid, "exec.fifo")
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        while True:
+            if p.poll(100) and os.read(fd, 1):
+                break
+            if not procfs.alive(st["pid"], st.get("start_time")):
+                raise Conflict(f"container {cid} exited before it was started")
+    finally:
+        os.close(fd)
+    os.unlink(fifo)
+    hk = (st.get("config") or {}).get("hooks") or {}
+    if hk.get("poststart"):
+        try:
+            hooks.run_all(hk["poststart"], "poststart", state.hook_state(st, "running"))
+        except BerthError as e:
+            if o.warn:
+                o.warn(str(e))
+    return st
+
+
+def run(cid: str, o: Options) -> int:
+    from berth.linux import libc as L
+
+    if not o.detach:
+        # init may be a grandchild (user namespaces): become its reaper so we can wait for it.
+        L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
+    c = create(cid, o, foreground_tty=not o.detach and not o.console_socket)
+    try:
+        start(cid, o)
+    except BaseException:
+        _destroy(o.root, cid, c.st, force=True)
+        raise
+    if o.detach:
+        return 0
+    code = wait_child(c.pid, c.master)
+    if not o.keep:
+        _destroy(o.root, cid, c.st, force=True)
+    return code
+
+
+_FORWARD = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
+            signal.SIGWINCH)
+
+
+def wait_child(pid: int, master: int | None) -> int:
+    """Forward signals to pid, proxy its terminal if we hold the master, return its exit code."""
+    def fwd(sig, _frame):
+        try:
+            os.kill(pid, sig)
+        except OSError:
+            pass
+    for s in _FORWARD:
+        signal.signal(s, fwd)
+    status = None
+
+    def done() -> bool:
+        nonlocal status
+        if status is None:
+            try:
+                wp, ws = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                return True
+            if wp == pid:
+                status = ws
+        return status is not None
+
+    if master is not None:
+        from berth.runtime import tty
+
+        tty.proxy(master, done)
+        os.close(master)
+    while status is None:
+        try:
+            wp, ws = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return 255
+        if wp == pid:
+            status = ws
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+# -- queries and signals ---------------------------------------------------------------------------
+def load_with_status(root: str, cid: str) -> tuple[dict, str]:
+    st = state.load(root, cid)
+    return st, state.status(root, st)
+
+
+def pids(st: dict) -> list[int]:
+    mgr = cgroup.for_state(st)
+    if mgr is not None:
+        return sorted(mgr.pids())
+    return _pidns_members(st)
+
+
+def _pidns_members(st: dict) -> list[int]:
+    try:
+        target = os.stat(f"/proc/{st['pid']}/ns/pid").st_ino
+    except OSError:
+        return []
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                if os.stat(f"/proc/{name}/ns/pid").st_ino == target:
+                    out.append(int(name))
+            except OSError:
+                pass
+    return sorted(out)
+
+
+def kill(cid: str, o: Options, sig: int, all_: bool = False) -> None:
+    st, stat = load_with_status(o.root, cid)
+    if stat in ("stopped", "creating"):
+        raise Conflict(f"container {cid} is not running")
+    if all_:
+        mgr = cgroup.for_state(st)
+        if mgr is not None:
+            mgr.kill_all(sig)
+            return
+        for p in _pidns_members(st):
+            try:
+                os.kill(p, sig)
+            except ProcessLookupError:
+                pass
+        return
+    pidfd = os.pidfd_open(st["pid"])
+    try:
+        if not procfs.alive(st["pid"], st.get("start_time")):
+            raise Conflict(f"container {cid} is not running")
+        signal.pidfd_send_signal(pidfd, sig)
+    finally:
+        os.close(pidfd)
+
+
+def delete(cid: str, o: Options, force: bool = False) -> None:
+    try:
+        st, stat = load_with_status(o.root, cid)
+    except NotFound:
+        if force:
+            return
+        raise
+    if stat == "creating":
+        if not force:
+            raise Conflict(f"container {cid} is still being created (use --force)")
+        _remove_dir(os.path.join(o.root, cid))
+        return
+    if stat in ("running", "paused") and not force:
+        raise Conflict(f"cannot delete container {cid} that is not stopped: {stat} (use --force)")
+    _destroy(o.root, cid, st, force=True)
+
+
+def _destroy(root: str, cid: str, st: dict, force: bool) -> None:
+    mgr = cgroup.for_state(st)
+    pid, started = st.get("pid", 0), st.get("start_time")
+    if procfs.alive(pid, started) and force:
+        if mgr is not None:
+            try:
+                mgr.thaw()
+            except Exception:
+                pass
+            mgr.kill_all(signal.SIGKILL)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+        _wait_gone(pid, started)
+    if mgr is not None:
+        for _ in range(50):
+            if not mgr.exists() or not mgr.pids():
+                break
+            mgr.kill_all(signal.SIGKILL)
+            import time
+
+            time.sleep(0.02)
+        mgr.destroy()
+    hk = (st.get("config") or {}).get("hooks") or {}
+    if hk.get("poststop"):
+        try:
+            hooks.run_all(hk["poststop"], "poststop", state.hook_state(st, "stopped"))
+        except BerthError:
+            pass  # the spec: poststop failures are logged, not fatal
+    _remove_dir(os.path.join(root, cid))
+
+
+def pause(cid: str, o: Options) -> None:
+    st, stat = load_with_status(o.root, cid)
+    if stat != "running":
+        raise Conflict(f"cannot pause container {cid} in status {stat}")
+    cgroup.need(st, "pause").freeze()
+
+
+def resume(cid: str, o: Options) -> None:
+    st, stat = load_with_status(o.root, cid)
+    if stat != "paused":
+        raise Conflict(f"cannot resume container {cid} in status {stat}")
+    cgroup.need(st, "resume").thaw()
+
+
+# -- exec ------------------------------------------------------------------------------------------
+def exec_(cid: str, o: Options, proc: dict, ignore_paused: bool = False) -> int:
+    st, stat = load_with_status(o.root, cid)
+    if stat not in ("created", "running", "paused"):
+        raise Conflict(f"cannot exec in a {stat} container")
+    if stat == "paused" and not ignore_paused:
+        raise Conflict(f"container {cid} is paused: resume it first (or --ignore-paused)")
+    validate_process(proc, "process")
+    terminal = bool(proc.get("terminal"))
+    if terminal and not o.console_socket and o.detach:
+        raise InvalidArgument("--tty with --detach needs --console-socket")
+    if o.console_socket:
+        from berth.runtime import tty
+
+        tty.check_socket(o.console_socket)
+    cfg = st.get("config") or {}
+    bpf, sflags = _compile_seccomp(cfg)
+    pid = st["pid"]
+    fds: dict[str, int] = {}
+    try:
+        for t in NS_FLAGS:
+            name = NS_PROC[t]
+            try:
+                theirs = os.stat(f"/proc/{pid}/ns/{name}").st_ino
+                mine = os.stat(f"/proc/self/ns/{name}").st_ino
+            except OSError:
+                continue
+            if theirs != mine:
+                fds[t] = os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+        if not procfs.alive(pid, st.get("start_time")):
+            raise Conflict(f"container {cid} is not running")
+        ctx = Context(cid=cid, config=cfg, process=proc, bundle=st.get("bundle", ""), rootfs=st.get("rootfs", ""),
+                      terminal=terminal, ns_fds=fds, bpf=bpf, seccomp_flags=sflags, is_exec=True,
+                      preserve_fds=o.preserve_fds)
+        from berth.runtime import process
+
+        if not o.detach:
+            from berth.linux import libc as L
+
+            L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
+        child, chan = process.spawn_exec(ctx)
+    finally:
+        for fd in fds.values():
+            os.close(fd)
+    master = None
+    try:
+        mgr = cgroup.for_state(st)
+        if mgr is not None:
+            mgr.apply(child)
+        chan.send("go")
+        while True:
+            msg, fd = chan.recv(with_fd=True)
+            if msg is None:
+                break  # execve closed the channel: the program runs
+            if msg["type"] == "error":
+                raise BerthError(msg["msg"])
+            if msg["type"] == "console":
+                if o.console_socket:
+                    from berth.runtime import tty
+
+                    try:
+                        tty.send_to_socket(o.console_socket, fd)
+                    finally:
+                        os.close(fd)
+                else:
+                    master = fd
+    except BaseException:
+        try:
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)
+        except OSError:
+            pass
+        raise
+    finally:
+        chan.close()
+    if o.pid_file:
+        _write_pid_file(o.pid_file, child)
+    if o.detach:
+        return 0
+    return wait_child(child, master)

@@ -1,0 +1,74 @@
+"""OCI hooks: run with the container state on stdin, a timeout, and their output kept for the error."""
+
+import os
+import select
+import signal
+import time
+
+from berth.errors import BerthError
+from berth.runtime import jsonio
+
+
+class HookError(BerthError):
+    pass
+
+
+def run_all(hooks: list[dict], kind: str, state: dict) -> None:
+    data = jsonio.dumps(state).encode()
+    for i, h in enumerate(hooks or ()):
+        run_one(h, f"{kind}[{i}]", data)
+
+
+def run_one(h: dict, name: str, state: bytes) -> None:
+    path = h["path"]
+    args = h.get("args") or [path]
+    env = dict(e.split("=", 1) for e in h.get("env") or ())
+    timeout = h.get("timeout")
+    rin, win = os.pipe()
+    rout, wout = os.pipe()
+    try:
+        pid = os.posix_spawn(path, args, env, file_actions=[
+            (os.POSIX_SPAWN_DUP2, rin, 0), (os.POSIX_SPAWN_DUP2, wout, 1), (os.POSIX_SPAWN_DUP2, wout, 2)])
+    except OSError as e:
+        for fd in (rin, win, rout, wout):
+            os.close(fd)
+        raise HookError(f"{name} hook {path}: {e.strerror}") from None
+    os.close(rin)
+    os.close(wout)
+    try:
+        os.write(win, state)
+    except OSError:
+        pass  # the hook does not read stdin
+    os.close(win)
+    pidfd = os.pidfd_open(pid)
+    poll = select.poll()
+    poll.register(pidfd, select.POLLIN)
+    poll.register(rout, select.POLLIN)
+    out = bytearray()
+    deadline = time.monotonic() + timeout if timeout else None
+    exited = False
+    try:
+        while not exited:
+            wait = None if deadline is None else max(0, deadline - time.monotonic()) * 1000
+            events = poll.poll(wait)
+            if not events:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise HookError(f"{name} hook {path} timed out after {timeout}s")
+            for fd, _ev in events:
+                if fd == rout:
+                    chunk = os.read(rout, 65536)
+                    if chunk:
+                        out += chunk[: max(0, 8192 - len(out))]
+                    else:
+                        poll.unregister(rout)
+                else:
+                    exited = True
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(pidfd)
+        os.close(rout)
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        msg = out.decode(errors="replace").strip()
+        raise HookError(f"{name} hook {path} failed with exit code {code}" + (f": {msg}" if msg else ""))

@@ -1,0 +1,152 @@
+"""Forking the container's init (and exec'd processes) from the runtime. Never re-execs.
+
+Without a new user namespace: the runtime unshares (or joins) the pid and time namespaces for its
+children only, forks init, and switches its own "for children" namespaces back.
+With one: an intermediate child unshares the user namespace, the runtime writes its uid/gid maps,
+then the intermediate enters pid/time, forks init, reports init's pid and exits.
+"""
+
+import os
+import sys
+
+from berth.linux import libc as L
+from berth.runtime import init
+from berth.runtime.channel import Channel
+from berth.runtime.context import NS_FLAGS, Context
+
+
+def _flush() -> None:
+    for s in (sys.stdout, sys.stderr):
+        try:
+            s.flush()
+        except Exception:
+            pass
+
+
+def _enter_for_children(ctx: Context) -> list[tuple[int, int]]:
+    """Enter/unshare pid and time namespaces for our future children; -> what to restore."""
+    restore = []
+    for t in ("pid", "time"):
+        flag = NS_FLAGS[t]
+        path = ctx.join_ns.get(t)
+        fd_ns = ctx.ns_fds.get(t)
+        if path is None and fd_ns is None and t not in ctx.new_ns:
+            continue
+        own = os.open(f"/proc/self/ns/{t}", os.O_RDONLY | os.O_CLOEXEC)
+        restore.append((own, flag))
+        if fd_ns is not None:
+            L.setns(fd_ns, flag, f"{t} namespace of the container")
+        elif path is not None:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                L.setns(fd, flag, f"{t} namespace {path}")
+            finally:
+                os.close(fd)
+        else:
+            L.unshare(flag)
+            if t == "time":
+                _time_offsets(ctx)
+    return restore
+
+
+def _restore(restore: list[tuple[int, int]]) -> None:
+    for fd, flag in restore:
+        L.setns(fd, flag, "the runtime's own namespace")
+        os.close(fd)
+
+
+def _time_offsets(ctx: Context) -> None:
+    offs = (ctx.config.get("linux") or {}).get("timeOffsets") or {}
+    lines = "".join(f"{k} {v.get('secs', 0)} {v.get('nanosecs', 0)}\n" for k, v in offs.items())
+    if lines:
+        with open("/proc/self/timens_offsets", "w") as f:
+            f.write(lines)
+
+
+def spawn_init(ctx: Context) -> tuple[int, Channel]:
+    """Fork the container's init; it waits for a "go" message. -> (host pid, channel)."""
+    ours, theirs = Channel.pair()
+    _flush()
+    if not ctx.userns:
+        restore = _enter_for_children(ctx)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                ours.close()
+                init.container_init(ctx, theirs)
+        finally:
+            _restore(restore)
+        theirs.close()
+        return pid, ours
+    mid = os.fork()
+    if mid == 0:
+        ours.close()
+        _intermediate(ctx, theirs)
+    theirs.close()
+    try:
+        msg = ours.expect("userns")
+        if msg.get("new"):
+            _write_maps(mid, ctx.config.get("linux") or {})
+            ours.send("mapped")
+        pid = ours.expect("pid")["pid"]
+    finally:
+        os.waitpid(mid, 0)
+    return pid, ours
+
+
+def _intermediate(ctx: Context, chan: Channel):
+    try:
+        L.prctl(L.PR_SET_DUMPABLE, 0)
+        path = ctx.join_ns.get("user")
+        if path is not None:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            L.setns(fd, L.CLONE_NEWUSER, f"user namespace {path}")
+            os.close(fd)
+            chan.send("userns", new=False)
+        else:
+            L.unshare(L.CLONE_NEWUSER)
+            chan.send("userns", new=True)
+            chan.expect("mapped")
+        try:
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        except OSError:
+            pass  # container root is not mapped: stay who we are
+        _enter_for_children(ctx)
+        pid = os.fork()
+        if pid == 0:
+            init.container_init(ctx, chan)
+        chan.send("pid", pid=pid)
+    except BaseException as e:
+        try:
+            chan.send("error", msg=init._message(e))
+        finally:
+            os._exit(1)
+    os._exit(0)
+
+
+def _write_maps(pid: int, linux: dict) -> None:
+    for kind in ("uid", "gid"):
+        maps = linux.get(f"{kind}Mappings") or []
+        text = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps)
+        try:
+            with open(f"/proc/{pid}/{kind}_map", "w") as f:
+                f.write(text)
+        except OSError as e:
+            raise OSError(e.errno, f"linux.{kind}Mappings: writing {kind}_map: {e.strerror}") from None
+
+
+def spawn_exec(ctx: Context) -> tuple[int, Channel]:
+    """Fork a process that joins the container (its pid namespace entered through us)."""
+    ours, theirs = Channel.pair()
+    _flush()
+    restore = _enter_for_children(ctx)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            ours.close()
+            init.exec_child(ctx, theirs)
+    finally:
+        _restore(restore)
+    theirs.close()
+    return pid, ours
