@@ -32,8 +32,9 @@ NR = {
     "userfaultfd": 323,
     "clone3": 435,
     "nr600": 600,  # not a syscall (yet)
-    "x32_nr600": 0x40000000 | 600,
 }
+X32 = 0x40000000  # x32 ABI calls are x86_64 calls with this bit set
+NR.update({"x32_" + name: X32 | nr for name, nr in list(NR.items())})
 
 PR_SET_NO_NEW_PRIVS = 38
 
@@ -42,8 +43,14 @@ _libc.syscall.restype = ctypes.c_long
 _libc.prctl.restype = ctypes.c_int
 
 
+IA32_NR = {"ia32_getpid": 20, "ia32_unshare": 310, "ia32_mount": 21}
+_ia32 = None
+
+
 def raw_syscall(name: str, *args: int) -> int:
-    """0 (or the result) on success, -errno on failure."""
+    """0 (or the result) on success, -errno on failure; ia32_* names go through int 0x80."""
+    if name.startswith("ia32_"):
+        return _ia32(IA32_NR[name], *(args or (0,)))
     ctypes.set_errno(0)
     rc = _libc.syscall(ctypes.c_long(NR[name]), *[ctypes.c_long(a) for a in args])
     return -ctypes.get_errno() if rc == -1 else rc
@@ -84,3 +91,29 @@ def in_child(bpf: bytes | None, calls: list[tuple], flags: list[str] | None = No
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0, f"child failed: status {status}, output {data!r}"
     return json.loads(data)
+
+
+def ia32_syscall_fn():
+    """A function (nr, arg) -> result that makes a 32-bit syscall with int 0x80, or None if W^X forbids it.
+
+    Seccomp sees these calls as AUDIT_ARCH_I386: a filter that forgot the x86 arch would not cover them.
+    """
+    import mmap
+
+    code = bytes.fromhex(
+        "53"  # push rbx
+        "89f8"  # mov eax, edi   (nr)
+        "89f3"  # mov ebx, esi   (arg0)
+        "cd80"  # int 0x80
+        "5b"  # pop rbx
+        "c3"  # ret
+    )
+    try:
+        mem = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+    except OSError:
+        return None
+    mem.write(code)
+    addr = ctypes.addressof(ctypes.c_char.from_buffer(mem))
+    fn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_int)(addr)
+    fn._keep = mem  # the mapping must outlive the function
+    return fn
