@@ -29,6 +29,8 @@ class AuditLog:
         }
         line = (json.dumps(rec) + "\n").encode()
         with self._lock:
+            if self._fd < 0:
+                return rec
             os.write(self._fd, line)
             os.fdatasync(self._fd)
         return rec
@@ -60,4 +62,7 @@ class AuditLog:
         return out
 
     def close(self) -> None:
-        os.close(self._fd)
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1

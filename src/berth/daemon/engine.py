@@ -391,7 +391,7 @@ class Engine:
                 "log_max_size": _parse_size(lc.get("max-size")) if lc.get("max-size") else self.cfg.log_max_size,
                 "log_max_files": int(lc.get("max-file") or self.cfg.log_max_files),
                 "oom_files": oom_files, "oom_before": oom_before,
-                "pid_file": os.path.join(c.rundir, "init.pid"), "exit_file": c.exit_file, "sock": c.sock,
+                "pid_file": os.path.join(c.rundir, "init.pid"), "monitor_log": os.path.join(c.dir, "monitor.log"), "exit_file": c.exit_file, "sock": c.sock,
             }
             st = await monitorctl.spawn(c.rundir, mcfg)
             # Attach requests that came before start connect now, so they see all output.

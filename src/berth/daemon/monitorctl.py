@@ -88,10 +88,19 @@ async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes] | None:
 
 
 async def connect(sock: str, req: dict) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    dfd = -1
+    path = sock
     try:
-        reader, writer = await asyncio.open_unix_connection(sock, limit=1 << 20)
-    except (FileNotFoundError, ConnectionRefusedError) as e:
+        if len(sock) >= 100:
+            # AF_UNIX paths are limited to 108 bytes: go through a directory fd.
+            dfd = os.open(os.path.dirname(sock), os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            path = f"/proc/self/fd/{dfd}/{os.path.basename(sock)}"
+        reader, writer = await asyncio.open_unix_connection(path, limit=1 << 20)
+    except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError) as e:
         raise errors.Unavailable(f"container monitor not reachable: {e}")
+    finally:
+        if dfd >= 0:
+            os.close(dfd)
     writer.write(json.dumps(req).encode() + b"\n")
     await writer.drain()
     return reader, writer

@@ -168,6 +168,7 @@ class Monitor:
         self.finished = False
         self.log = JsonLog(cfg["log_path"], cfg.get("log_max_size", 0), cfg.get("log_max_files", 1))
         self.execs = {}
+        self.dirfd = os.open(cfg["rundir"], os.O_PATH | os.O_DIRECTORY)
 
     # -- loop plumbing -------------------------------------------------------------------------
     def watch(self, fd, mask, cb):
@@ -320,7 +321,17 @@ class Monitor:
             self.stdin_w = self.master
         return rc, msg.decode("utf-8", "replace").strip()
 
+    def short(self, path):
+        """AF_UNIX paths are limited to 108 bytes: reach long run dirs through our dir fd."""
+        if len(path) < 100:
+            return path
+        d, name = os.path.split(path)
+        if d != self.cfg["rundir"]:
+            return path
+        return "/proc/%d/fd/%d/%s" % (os.getpid(), self.dirfd, name)
+
     def _console_listener(self, path):
+        path = self.short(path)
         try:
             os.unlink(path)
         except FileNotFoundError:
@@ -765,7 +776,7 @@ class Monitor:
 
     # -- main --------------------------------------------------------------------------------
     def serve(self):
-        path = self.cfg["sock"]
+        path = self.short(self.cfg["sock"])
         try:
             os.unlink(path)
         except FileNotFoundError:
@@ -836,7 +847,7 @@ def main(argv=None):
     devnull = os.open("/dev/null", os.O_RDWR)
     os.dup2(devnull, 0)
     os.dup2(devnull, 1)
-    errlog = os.open(os.path.join(rundir, "monitor.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    errlog = os.open(cfg.get("monitor_log") or os.path.join(rundir, "monitor.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(errlog, 2)
     os.close(devnull)
     os.close(errlog)
@@ -873,7 +884,7 @@ def main(argv=None):
     os.close(status_fd)
     mon.loop(wake_r)
     try:
-        os.unlink(cfg["sock"])
+        os.unlink(mon.short(cfg["sock"]))
     except OSError:
         pass
     os._exit(0)

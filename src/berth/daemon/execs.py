@@ -1,0 +1,151 @@
+"""Exec instances: created by the API, run by the container's monitor (`runtime exec`)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+
+from berth import errors
+from berth.daemon import monitorctl, spec
+from berth.daemon.container import Container
+
+
+@dataclass
+class ExecRecord:
+    id: str
+    container: Container
+    config: dict
+    running: bool = False
+    exit_code: int | None = None
+    pid: int = 0
+    started: bool = False
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def inspect(self) -> dict:
+        cfg = self.config
+        cmd = cfg.get("Cmd") or []
+        pc = {"tty": bool(cfg.get("Tty")), "entrypoint": cmd[0] if cmd else "", "arguments": cmd[1:],
+              "privileged": bool(cfg.get("Privileged"))}
+        if cfg.get("User"):
+            pc["user"] = cfg["User"]
+        return {"ID": self.id, "Running": self.running, "ExitCode": self.exit_code, "ProcessConfig": pc,
+                "OpenStdin": bool(cfg.get("AttachStdin")), "OpenStderr": bool(cfg.get("AttachStderr")),
+                "OpenStdout": bool(cfg.get("AttachStdout")), "CanRemove": False,
+                "ContainerID": self.container.id, "DetachKeys": cfg.get("DetachKeys") or "", "Pid": self.pid}
+
+
+def create(eng, c: Container, body: dict) -> ExecRecord:
+    if not isinstance(body, dict):
+        raise errors.InvalidArgument("invalid JSON: exec config must be an object")
+    cmd = body.get("Cmd")
+    if isinstance(cmd, str):
+        cmd = [cmd]
+    if not cmd or not isinstance(cmd, list) or not all(isinstance(x, str) for x in cmd):
+        raise errors.InvalidArgument("No exec command specified")
+    if not c.running:
+        raise errors.Conflict(f"Container {c.id} is not running")
+    if c.state.get("Paused"):
+        raise errors.Conflict(f"Container {c.id} is paused, unpause the container before exec")
+    env = body.get("Env") or []
+    if not isinstance(env, list):
+        raise errors.InvalidArgument("invalid JSON: Env must be a list of strings")
+    cfg = dict(body)
+    cfg["Cmd"] = cmd
+    ex = ExecRecord(id=secrets.token_hex(32), container=c, config=cfg)
+    eng.execs[ex.id] = ex
+    c.exec_ids.add(ex.id)
+    eng.events.emit("container", "exec_create: " + " ".join(cmd), c.id, c.event_attrs(execID=ex.id))
+    return ex
+
+
+def process_json(c: Container, cfg: dict) -> dict:
+    """The OCI process for an exec: the container's process with the exec's overrides."""
+    with open(os.path.join(c.rundir, "config.json")) as f:
+        base = json.load(f)
+    proc = dict(base["process"])
+    rootfs = base["root"]["path"]
+    proc["args"] = list(cfg["Cmd"])
+    proc["terminal"] = bool(cfg.get("Tty"))
+    env = list(proc.get("env") or [])
+    idx = {e.split("=", 1)[0]: i for i, e in enumerate(env)}
+    for e in cfg.get("Env") or []:
+        k = e.split("=", 1)[0]
+        if k in idx:
+            env[idx[k]] = e
+        else:
+            env.append(e)
+    proc["env"] = env
+    if cfg.get("WorkingDir"):
+        proc["cwd"] = cfg["WorkingDir"]
+    if cfg.get("User"):
+        uid, gid, extra, _home = spec.resolve_user(rootfs, cfg["User"])
+        proc["user"] = {"uid": uid, "gid": gid, **({"additionalGids": extra} if extra else {})}
+    if cfg.get("Privileged"):
+        caps = spec.all_caps()
+        proc["capabilities"] = {k: list(caps) for k in ("bounding", "effective", "permitted")}
+    proc.pop("consoleSize", None)
+    return proc
+
+
+async def start(eng, ex: ExecRecord, detach: bool):
+    """Begin the exec; returns the monitor connection (reader, writer) after its {"ok"} reply."""
+    c = ex.container
+    if ex.started:
+        raise errors.Conflict(f"Error: Exec command {ex.id} has already run")
+    if not c.running:
+        raise errors.Conflict(f"Container {c.id} is not running")
+    ex.started = True
+    proc = process_json(c, ex.config)
+    path = os.path.join(c.rundir, f"exec-{ex.id[:12]}.json")
+    monitorctl.write_json_atomic(path, proc)
+    req = {"op": "exec", "id": ex.id, "process": path, "tty": bool(ex.config.get("Tty")),
+           "stdin": bool(ex.config.get("AttachStdin")) and not detach}
+    reader, writer = await monitorctl.connect(c.sock, req)
+    first = await monitorctl.read_frame(reader)
+    if first is None:
+        writer.close()
+        raise errors.SystemError_("the container monitor closed the exec connection")
+    msg = json.loads(first[1]) if first[0] == monitorctl.CONTROL else {}
+    if "error" in msg:
+        writer.close()
+        ex.exit_code = int(msg.get("exit", 126))
+        ex.done.set()
+        raise errors.SystemError_(f"exec failed: {msg['error']}")
+    ex.running = True
+    ex.pid = int(msg.get("pid") or 0)
+    eng.events.emit("container", "exec_start: " + " ".join(ex.config["Cmd"]), c.id, c.event_attrs(execID=ex.id))
+    return reader, writer
+
+
+def finish(eng, ex: ExecRecord, code: int | None) -> None:
+    ex.running = False
+    ex.exit_code = 126 if code is None else code
+    ex.done.set()
+    c = ex.container
+    eng.events.emit("container", "exec_die", c.id, c.event_attrs(execID=ex.id, exitCode=str(ex.exit_code)))
+
+
+async def drain(eng, ex: ExecRecord, reader, writer, sink=None) -> int | None:
+    """Read the exec's frames until its exit; `sink(kind, data)` gets the output."""
+    code = None
+    try:
+        while True:
+            fr = await monitorctl.read_frame(reader)
+            if fr is None:
+                break
+            kind, payload = fr
+            if kind == monitorctl.CONTROL:
+                msg = json.loads(payload)
+                if "exit" in msg:
+                    code = int(msg["exit"])
+                    break
+                continue
+            if sink is not None:
+                await sink(kind, payload)
+    finally:
+        writer.close()
+        finish(eng, ex, code)
+    return code
