@@ -219,8 +219,11 @@ def parse_volume(s: str) -> tuple[str | None, str | None]:
                            "slave", "rslave", "consistent", "cached", "delegated"):
                 raise UsageError(f'invalid argument "{s}" for "-v, --volume" flag: invalid mode: {opt}')
     src = parts[0]
-    if src.startswith(".") or src.startswith("~"):
-        raise UsageError(f"invalid volume specification: '{s}': bind source path must be absolute")
+    if not src.startswith("/") and not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*", src):
+        raise UsageError(
+            f'invalid argument "{s}" for "-v, --volume" flag: "{src}" includes invalid characters for a local volume '
+            "name, only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed. If you intended to pass a host directory, use absolute path"
+        )
     return s, None
 
 

@@ -1,0 +1,164 @@
+"""The berth CLI process against a scripted fake daemon: request order for run (attach, wait before
+start), stdin half-close, exit codes and error messages, image-not-found flow."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+from tests.cli.fakedaemon import FakeDaemon
+
+from berth.client.stream import frame
+
+BERTH = os.path.join(os.path.dirname(sys.executable), "berth")
+CID = "c0ffee" * 10 + "abcd"
+
+
+def berth(sock: str, *args: str, input: bytes | None = None, timeout: float = 30):
+    return subprocess.run([BERTH, "-H", f"unix://{sock}", *args], input=input, capture_output=True, timeout=timeout)
+
+
+class RunDaemon:
+    """Scripted daemon for create/attach/wait/start: the 'process' echoes its Cmd and stdin."""
+
+    def __init__(self, path: str) -> None:
+        self.started = threading.Event()
+        self.exited = threading.Event()
+        self.body: dict = {}
+        self.exit_code = 0
+        self.d = FakeDaemon(path, self.handle)
+
+    def handle(self, req, c) -> None:
+        p = req.path
+        if p == "/_ping":
+            c.respond(200, b"", {"Api-Version": "1.41", "Ostype": "linux"})
+        elif p == "/v1.41/containers/create":
+            self.body = json.loads(req.body)
+            if self.body["Image"] == "missing":
+                c.json(404, {"message": "No such image: missing:latest"})
+            elif self.body["Image"] == "conflict":
+                c.json(409, {"message": 'Conflict. The container name "/x" is already in use by container "abc".'})
+            else:
+                c.json(201, {"Id": CID, "Warnings": ["careful"] if self.body["Labels"].get("warn") else []})
+        elif p == "/v1.41/images/create":
+            c.json(404, {"message": "pull access denied for missing, repository does not exist"})
+        elif p.endswith("/attach"):
+            c.upgrade()
+            self.started.wait(10)
+            stdin = c.recv_all() if req.query.get("stdin") == ["1"] else b""
+            cmd = " ".join(self.body.get("Cmd") or [])
+            c.send(frame(1, cmd.encode() + b"\n") + frame(2, b"to-stderr\n") + (frame(1, stdin) if stdin else b""))
+            self.exited.set()
+        elif p.endswith("/wait"):
+            c.start_chunked(200, {"Content-Type": "application/json"})
+            self.exited.wait(10)
+            c.chunk(json.dumps({"Error": None, "StatusCode": self.exit_code}).encode() + b"\n")
+            c.chunk(b"")
+        elif p.endswith("/start"):
+            cmd = self.body.get("Cmd") or [""]
+            if cmd[0] == "nonexistent":
+                c.json(400, {"message": 'failed to create task: exec: "nonexistent": executable file not found in $PATH'})
+            elif cmd[0] == "/etc":
+                c.json(400, {"message": 'exec: "/etc": permission denied'})
+            else:
+                self.exit_code = int(cmd[1]) if cmd[0] == "exit" else 0
+                c.respond(204)
+                self.started.set()
+        else:
+            c.json(404, {"message": f"page not found: {p}"})
+
+
+@pytest.fixture
+def rund(tmp_path):
+    d = RunDaemon(str(tmp_path / "fake.sock"))
+    yield d
+    d.d.close()
+
+
+def test_run_request_order_and_output(rund):
+    r = berth(rund.d.path, "run", "--rm", "busybox", "echo", "hi")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"echo hi\n" and r.stderr == b"to-stderr\n"
+    seq = [(q.method, q.target.split("?")[0].rsplit("/", 1)[-1], q.conn_no) for q in rund.d.requests]
+    assert [s[:2] for s in seq] == [("HEAD", "_ping"), ("POST", "create"), ("POST", "attach"), ("POST", "wait"), ("POST", "start")]
+    wait = next(q for q in rund.d.requests if q.path.endswith("/wait"))
+    attach = next(q for q in rund.d.requests if q.path.endswith("/attach"))
+    start = next(q for q in rund.d.requests if q.path.endswith("/start"))
+    assert wait.query == {"condition": ["removed"]}
+    assert attach.query == {"stderr": ["1"], "stdout": ["1"], "stream": ["1"]}
+    assert len({wait.conn_no, attach.conn_no, start.conn_no}) == 3
+    assert rund.body["HostConfig"]["AutoRemove"] is True
+
+
+def test_run_stdin_is_piped_then_half_closed(rund):
+    r = berth(rund.d.path, "run", "-i", "busybox", "cat", input=b"piped data\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"cat\npiped data\n"
+    wait = next(q for q in rund.d.requests if q.path.endswith("/wait"))
+    assert wait.query == {"condition": ["next-exit"]}
+    assert rund.body["OpenStdin"] and rund.body["StdinOnce"] and rund.body["AttachStdin"]
+
+
+def test_run_exit_code_is_the_containers(rund):
+    r = berth(rund.d.path, "run", "busybox", "exit", "7")
+    assert r.returncode == 7
+
+
+@pytest.mark.parametrize(("cmd", "code"), [("nonexistent", 127), ("/etc", 126)])
+def test_run_start_failure_codes(rund, cmd, code):
+    r = berth(rund.d.path, "run", "busybox", cmd)
+    assert r.returncode == code
+    assert b"Error response from daemon:" in r.stderr
+
+
+def test_run_daemon_error_is_125(rund):
+    r = berth(rund.d.path, "run", "--name", "x", "conflict")
+    assert r.returncode == 125
+    assert r.stderr.startswith(b"berth: Error response from daemon: Conflict.")
+
+
+def test_run_image_not_found(rund):
+    r = berth(rund.d.path, "run", "missing")
+    assert r.returncode == 125
+    assert b"Unable to find image 'missing:latest' locally" in r.stderr
+    assert b"pull access denied" in r.stderr
+    assert [q.path for q in rund.d.requests][-1] == "/v1.41/images/create"
+
+
+def test_run_detached_prints_id_and_warnings(rund):
+    r = berth(rund.d.path, "run", "-d", "-l", "warn=1", "busybox", "sleep", "1")
+    assert r.returncode == 0
+    assert r.stdout.decode().strip() == CID
+    assert b"WARNING: careful" in r.stderr
+
+
+def test_flag_error_is_125(rund):
+    r = berth(rund.d.path, "run", "--bogus-flag", "busybox")
+    assert r.returncode == 125
+    assert b"unrecognized arguments" in r.stderr or b"--bogus-flag" in r.stderr
+
+
+def test_daemon_absent(tmp_path):
+    r = berth(str(tmp_path / "none.sock"), "ps")
+    assert r.returncode == 1
+    assert r.stderr.decode() == f"Cannot connect to the berth daemon at unix://{tmp_path}/none.sock. Is berthd running?\n"
+    r = berth(str(tmp_path / "none.sock"), "run", "busybox")
+    assert r.returncode == 125
+
+
+def test_unknown_command():
+    r = subprocess.run([BERTH, "frobnicate"], capture_output=True)
+    assert r.returncode == 1 and b"'frobnicate' is not a berth command" in r.stderr
+
+
+def test_help_is_fast_path():
+    # `--help` must not import the client, rich or any command module
+    code = ("import sys; sys.argv=['berth','--help']\nfrom berth.cli import main\ntry: main.main()\n"
+            "except SystemExit: pass\nbad=[m for m in sys.modules if m.startswith(('rich','berth.client','berth.cli.run'))]\n"
+            "assert not bad, bad")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True)
+    assert r.returncode == 0, r.stderr
