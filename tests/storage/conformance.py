@@ -349,3 +349,29 @@ def test_apply_into_created_layer_and_base_changes(driver):
         driver.changes(L1, L2)
     driver.create_rw(C1, L1)
     assert visible(driver, C1)["/d/f"][-1] == b"1"
+
+
+def test_concurrent_get_put_keeps_count(driver):
+    import threading
+
+    ids = image(driver, base_layer())
+    driver.create_rw(C1, ids[-1])
+    errs: list[BaseException] = []
+
+    def worker() -> None:
+        try:
+            for _ in range(15):
+                p = driver.get(C1)
+                assert os.path.exists(os.path.join(p, "etc/hosts"))
+                driver.put(C1)
+        except BaseException as e:  # reported below
+            errs.append(e)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errs == []
+    assert driver.mounted(C1) == 0
+    assert _sys.mounts_under(driver.home) == []

@@ -139,3 +139,7 @@ def test_overlay_repairs_links_after_crash(home):
     again = get_driver("overlay", home)
     assert os.path.realpath(os.path.join(again.home, "l", link)) == os.path.join(again.home, "a" * 64, "diff")
     assert not os.path.lexists(os.path.join(again.home, "l", "DANGLING"))
+
+
+def test_status_names_backing_filesystem(home):
+    assert ["Backing Filesystem", "extfs"] in get_driver("overlay", home).status()

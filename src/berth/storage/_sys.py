@@ -16,6 +16,7 @@ _libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.syscall.restype = ctypes.c_long
+_libc.statfs.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
 
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
@@ -111,13 +112,14 @@ def mount_fsconfig(fstype: str, target: str, options: list[tuple[str, str | None
 def mount_in_dir(cwd: str, source: str, target: str, fstype: str, flags: int, data: str) -> None:
     """mount(2) with relative paths in `data`, resolved against `cwd`. The chdir happens in a
     short-lived child so the caller's (possibly threaded) process keeps its working directory."""
+    args = (_b(source), _b(target), _b(fstype), flags, _b(data))
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # child: no Python-level work beyond the syscall
         try:
             os.close(r)
             os.chdir(cwd)
-            rc = _libc.mount(_b(source), _b(target), _b(fstype), flags, _b(data))
+            rc = _libc.mount(*args)
             os.write(w, str(0 if rc == 0 else ctypes.get_errno()).encode())
         finally:
             os._exit(0)
@@ -170,8 +172,7 @@ def is_mountpoint(path: str) -> bool:
 
 def fs_magic(path: str) -> int:
     """statfs(2) f_type of the filesystem holding `path`."""
-    buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on 64-bit
-    _libc.statfs.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+    buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on 64-bit; f_type comes first
     if _libc.statfs(_b(path), buf) != 0:
         raise _oserror("statfs", path)
     return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF

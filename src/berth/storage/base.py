@@ -26,6 +26,8 @@ from berth.storage import _fsutil as fs
 from berth.storage import _sys
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
+_FS_NAMES = {0xEF53: "extfs", 0x9123683E: "btrfs", 0x58465342: "xfs", 0x01021994: "tmpfs",
+             0x794C7630: "overlayfs", 0x2FC12FC1: "zfs"}
 _TMP_RE = re.compile(r"^\.(tmp|rm)-(\d+)-[0-9a-f]+-")
 
 
@@ -101,7 +103,7 @@ class Driver:
         if self.exists(id):
             from berth.layers import apply_layer
 
-            return apply_layer(stream, self._apply_target(id), whiteouts=self.whiteouts)
+            return apply_layer(stream, self._apply_target(id), whiteouts=self.whiteouts, sync=True)
         return self._create(id, parent, rw=False, stream=stream)
 
     def _create(self, id: str, parent: str | None, rw: bool, stream: IO[bytes] | None = None) -> Any:
@@ -256,6 +258,11 @@ class Driver:
 
     def size(self, id: str) -> int:
         raise NotImplementedError
+
+    def status(self) -> list[list[str]]:
+        """docker info's DriverStatus pairs (extension)."""
+        magic = _sys.fs_magic(self.home)
+        return [["Backing Filesystem", _FS_NAMES.get(magic, hex(magic))], ["Supports d_type", "true"]]
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.home}>"

@@ -150,6 +150,11 @@ class OverlayDriver(Driver):
             )
         _sys.mount_in_dir(self.home, "overlay", target, "overlay", flags, relative)
 
+    def status(self) -> list[list[str]]:
+        return super().status() + [
+            ["Using metacopy", "false"], ["Native Overlay Diff", "true"], ["userxattr", "false"],
+        ]
+
     # -- content -----------------------------------------------------------------------------------
     def diff(self, id: str, parent: str | None, out: IO[bytes]) -> None:
         from berth.layers import diff_overlay
