@@ -87,7 +87,7 @@ def test_overlay_mount_modes(request, home, mode):
 
     request.addfinalizer(undo)
     drv = OverlayDriver(os.path.join(short if mode == "classic" else home, "overlay"), mount_mode=mode)
-    n = 40 if mode == "classic" else 130
+    n = 40 if mode == "classic" else 90
     parent = None
     for i in range(n):
         lid = f"{i + 1:064x}"
@@ -143,3 +143,22 @@ def test_overlay_repairs_links_after_crash(home):
 
 def test_status_names_backing_filesystem(home):
     assert ["Backing Filesystem", "extfs"] in get_driver("overlay", home).status()
+
+
+def test_btrfs_removes_subvolumes_a_container_created(btrfs_mount, unique_name):
+    from berth.storage import _btrfs
+
+    home = os.path.join(btrfs_mount, unique_name)
+    drv = get_driver("btrfs", home)
+    drv.apply_diff("a" * 64, None, Layer().file("one", b"1").stream())
+    drv.create_rw(C1, "a" * 64)
+    root = drv.get(C1)
+    os.makedirs(os.path.join(root, "var/lib"))
+    _btrfs.create_subvolume(os.path.join(root, "var/lib/inner"))
+    _btrfs.create_subvolume(os.path.join(root, "var/lib/inner/deeper"))
+    assert _btrfs.is_subvolume(os.path.join(root, "var/lib/inner/deeper"))
+    drv.put(C1)
+    drv.remove(C1)
+    drv.remove("a" * 64)
+    assert drv.list() == []
+    assert [e for e in os.listdir(drv.home) if not e.startswith(".lock")] == []
