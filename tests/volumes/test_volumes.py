@@ -116,6 +116,7 @@ def test_prune_returns_names_and_bytes(vs):
         f.write(b"x" * 100_000)
     anon = vs.create()
     vs.create("labelled", labels={"keep": "yes"})
+    assert vs.usage("big") == 100_000
     names, reclaimed = vs.prune({"label!": ["keep"]})
     assert sorted(names) == sorted(["big", anon.name])
     assert reclaimed == 100_000
