@@ -58,3 +58,25 @@ def test_bad_changes(change, needle):
 
 def test_split_words():
     assert split_words("a 'b c' \"d \\\"e\\\"\" f\\ g", "x") == ["a", "b c", 'd "e"', "f g"]
+
+
+def test_variable_substitution():
+    cfg = {"Env": ["BASE=/opt", "N=8080"]}
+    apply_changes(cfg, [
+        "ENV APP=$BASE/app OLD=${N} D=${MISSING:-dflt} P=${BASE:+set} Q='$BASE' E=\\$BASE",
+        "WORKDIR $APP",
+        "EXPOSE ${N}/udp",
+        "LABEL where=${APP}",
+        "CMD echo $BASE",
+    ])
+    assert cfg["Env"][2:] == ["APP=/opt/app", "OLD=8080", "D=dflt", "P=set", "Q=$BASE", "E=$BASE"]
+    assert cfg["WorkingDir"] == "/opt/app"
+    assert cfg["ExposedPorts"] == {"8080/udp": {}}
+    assert cfg["Labels"] == {"where": "/opt/app"}
+    assert cfg["Cmd"] == ["/bin/sh", "-c", "echo $BASE"]  # CMD is left to the shell
+    # ENV values on one line see the environment from before that line
+    cfg = {"Env": ["A=old"]}
+    apply_changes(cfg, ["ENV A=new B=$A"])
+    assert cfg["Env"] == ["A=new", "B=old"]
+    with pytest.raises(InvalidArgument, match="bad substitution"):
+        apply_changes(cfg, ["ENV X=${1bad}"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 import signal
 from collections.abc import Iterable
 
@@ -16,11 +17,41 @@ from berth.errors import InvalidArgument
 
 ALLOWED = ("CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "ONBUILD", "USER", "VOLUME", "WORKDIR", "STOPSIGNAL")
 _PROTOCOLS = ("tcp", "udp", "sctp")
+_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-def split_words(text: str, where: str) -> list[str]:
+def _expand(text: str, i: int, env: dict[str, str], where: str) -> tuple[str, int]:
+    """Expand the variable at text[i] == '$': $name, ${name}, ${name:-word}, ${name:+word}.
+    Returns (replacement, index after it); a '$' that starts no variable stays literal."""
+    if i + 1 < len(text) and text[i + 1] == "{":
+        end = text.find("}", i + 2)
+        if end < 0:
+            raise InvalidArgument(f"{where}: missing '}}' in {text!r}")
+        body = text[i + 2:end]
+        name, op, word = body, "", ""
+        for candidate in (":-", ":+"):
+            if candidate in body:
+                name, _, word = body.partition(candidate)
+                op = candidate
+                break
+        if not _NAME_RE.match(name):
+            raise InvalidArgument(f"{where}: bad substitution ${{{body}}}")
+        val = env.get(name)
+        if op == ":-":
+            return (val if val else word), end + 1
+        if op == ":+":
+            return (word if val else ""), end + 1
+        return val or "", end + 1
+    m = _NAME_RE.match(text, i + 1)
+    if not m:
+        return "$", i + 1
+    return env.get(m.group(0), ""), m.end()
+
+
+def split_words(text: str, where: str, env: dict[str, str] | None = None) -> list[str]:
     """Split on unquoted whitespace; '...' is literal, "..." honours backslash escapes, a backslash
-    outside quotes escapes the next character. Quotes are removed, as the Dockerfile parser does."""
+    outside quotes escapes the next character. Quotes are removed, as the Dockerfile parser does.
+    With env, $VAR / ${VAR} / ${VAR:-x} / ${VAR:+x} outside single quotes are substituted."""
     words: list[str] = []
     cur: list[str] = []
     in_word = False
@@ -28,6 +59,11 @@ def split_words(text: str, where: str) -> list[str]:
     i = 0
     while i < len(text):
         c = text[i]
+        if c == "$" and env is not None and quote != "'":
+            val, i = _expand(text, i, env, where)
+            cur.append(val)
+            in_word = True
+            continue
         if quote:
             if c == quote:
                 quote = ""
@@ -57,9 +93,9 @@ def split_words(text: str, where: str) -> list[str]:
     return words
 
 
-def _pairs(args: str, instr: str, where: str) -> list[tuple[str, str]]:
+def _pairs(args: str, instr: str, where: str, env: dict[str, str]) -> list[tuple[str, str]]:
     """`K=V K2="v 2"` or the legacy one-pair form `K some value` (ENV and LABEL)."""
-    words = split_words(args, where)
+    words = split_words(args, where, env)
     if not words:
         raise InvalidArgument(f"{where}: {instr} needs at least one argument")
     if "=" not in words[0]:
@@ -67,7 +103,7 @@ def _pairs(args: str, instr: str, where: str) -> list[tuple[str, str]]:
         parts = args.strip().split(None, 1)
         if len(parts) < 2:
             raise InvalidArgument(f"{where}: {instr} {parts[0]} needs a value (use {instr} key=value)")
-        return [(parts[0], " ".join(split_words(parts[1], where)) if parts[1] else "")]
+        return [(parts[0], " ".join(split_words(parts[1], where, env)) if parts[1] else "")]
     out = []
     for w in words:
         key, eq, val = w.partition("=")
@@ -93,9 +129,9 @@ def _exec_or_shell(args: str, instr: str, where: str) -> list[str]:
     return ["/bin/sh", "-c", s]
 
 
-def _ports(args: str, where: str) -> list[str]:
+def _ports(args: str, where: str, env: dict[str, str]) -> list[str]:
     out = []
-    words = split_words(args, where)
+    words = split_words(args, where, env)
     if not words:
         raise InvalidArgument(f"{where}: EXPOSE needs at least one port")
     for w in words:
@@ -147,31 +183,32 @@ def parse_change(line: str, where: str = "change") -> tuple[str, str]:
 def apply_change(cfg: dict, line: str, where: str = "change") -> None:
     """Apply one instruction to a container config dict (the `config` member of an image config)."""
     instr, args = parse_change(line, where)
+    env = dict(e.partition("=")[::2] for e in cfg.get("Env") or [])  # as before this line
     if instr == "CMD":
         cfg["Cmd"] = _exec_or_shell(args, instr, where)
     elif instr == "ENTRYPOINT":
         cfg["Entrypoint"] = _exec_or_shell(args, instr, where)
     elif instr == "ENV":
-        env = list(cfg.get("Env") or [])
-        for k, v in _pairs(args, instr, where):
-            env = [e for e in env if e.partition("=")[0] != k] + [f"{k}={v}"]
-        cfg["Env"] = env
+        entries = list(cfg.get("Env") or [])
+        for k, v in _pairs(args, instr, where, env):
+            entries = [e for e in entries if e.partition("=")[0] != k] + [f"{k}={v}"]
+        cfg["Env"] = entries
     elif instr == "LABEL":
         labels = dict(cfg.get("Labels") or {})
-        labels.update(_pairs(args, instr, where))
+        labels.update(_pairs(args, instr, where, env))
         cfg["Labels"] = labels
     elif instr == "EXPOSE":
         ports = dict(cfg.get("ExposedPorts") or {})
-        for p in _ports(args, where):
+        for p in _ports(args, where, env):
             ports[p] = {}
         cfg["ExposedPorts"] = ports
     elif instr == "USER":
-        user = " ".join(split_words(args, where))
+        user = " ".join(split_words(args, where, env))
         if not user:
             raise InvalidArgument(f"{where}: USER needs a user name or uid")
         cfg["User"] = user
     elif instr == "WORKDIR":
-        words = split_words(args, where)
+        words = split_words(args, where, env)
         if not words:
             raise InvalidArgument(f"{where}: WORKDIR needs a path")
         path = " ".join(words)
@@ -189,7 +226,7 @@ def apply_change(cfg: dict, line: str, where: str = "change") -> None:
             except ValueError:
                 pass
         if paths is None:
-            paths = split_words(s, where)
+            paths = split_words(s, where, env)
         if not paths or any(not p.strip() for p in paths):
             raise InvalidArgument(f"{where}: VOLUME needs non-empty paths")
         vols = dict(cfg.get("Volumes") or {})
@@ -197,7 +234,7 @@ def apply_change(cfg: dict, line: str, where: str = "change") -> None:
             vols[p] = {}
         cfg["Volumes"] = vols
     elif instr == "STOPSIGNAL":
-        cfg["StopSignal"] = _stopsignal(args, where)
+        cfg["StopSignal"] = _stopsignal(" ".join(split_words(args, where, env)), where)
     elif instr == "ONBUILD":
         trig_instr, _, trig_args = args.strip().partition(" ")
         trig = trig_instr.upper()
