@@ -47,6 +47,11 @@ def test_detect_matches_mounts():
     assert expected == KIND
 
 
+@pytest.mark.skipif(not os.environ.get("BERTH_EXPECT_CGROUP"), reason="only inside test_vm.py's VMs")
+def test_vm_layout_is_the_requested_one():
+    assert os.environ["BERTH_EXPECT_CGROUP"] == KIND
+
+
 def test_apply_pids_destroy(make_manager, waiting):
     m = make_manager()
     assert not m.exists()
