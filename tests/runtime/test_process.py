@@ -1,0 +1,141 @@
+"""The process: capabilities, no_new_privs, user, umask, env, cwd, rlimits, fds, observed from /proc."""
+
+import os
+import re
+
+from rt_helpers import IS_BERTH, in_container, run
+
+CAP = {"CAP_CHOWN": 0, "CAP_KILL": 5, "CAP_NET_BIND_SERVICE": 10, "CAP_NET_RAW": 13, "CAP_SYS_ADMIN": 21,
+       "CAP_AUDIT_WRITE": 29}
+
+
+def status(text: str) -> dict[str, str]:
+    out = {}
+    for line in text.splitlines():
+        k, sep, v = line.partition(":")
+        if sep:
+            out[k.strip()] = v.strip()
+    return out
+
+
+def mask(*names: str) -> int:
+    return sum(1 << CAP[n] for n in names)
+
+
+def test_capability_sets_and_no_new_privs(rt, bundle, cid):
+    bundle.process["capabilities"] = {
+        "bounding": ["CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_CHOWN", "CAP_NET_RAW"],
+        "effective": ["CAP_KILL", "CAP_CHOWN"],
+        "permitted": ["CAP_KILL", "CAP_CHOWN", "CAP_NET_BIND_SERVICE"],
+        "inheritable": ["CAP_NET_BIND_SERVICE"],
+        "ambient": ["CAP_NET_BIND_SERVICE"],
+    }
+    bundle.process["noNewPrivileges"] = True
+    st = status(in_container(bundle, rt, cid, "cat /proc/self/status").stdout)
+    # sh's own sets after execve: ambient caps flow into permitted and effective.
+    assert int(st["CapBnd"], 16) == mask("CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_CHOWN", "CAP_NET_RAW")
+    assert int(st["CapInh"], 16) == mask("CAP_NET_BIND_SERVICE")
+    assert int(st["CapAmb"], 16) == mask("CAP_NET_BIND_SERVICE")
+    # root (uid 0) gets its permitted set back from the bounding set on execve... limited by bounding
+    assert int(st["CapPrm"], 16) & ~mask("CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_CHOWN", "CAP_NET_RAW") == 0
+    assert st["NoNewPrivs"] == "1"
+
+
+def test_non_root_user_keeps_only_ambient_caps(rt, bundle, cid):
+    bundle.process["user"] = {"uid": 1000, "gid": 1001, "additionalGids": [10, 20], "umask": 0o027}
+    bundle.process["capabilities"] = {k: ["CAP_NET_BIND_SERVICE"] for k in
+                                      ("bounding", "effective", "permitted", "inheritable", "ambient")}
+    bundle.process["noNewPrivileges"] = False
+    out = in_container(bundle, rt, cid, "id -u; id -g; id -G; umask; cat /proc/self/status").stdout.splitlines()
+    assert out[0] == "1000" and out[1] == "1001"
+    assert set(out[2].split()) == {"1001", "10", "20"}
+    assert out[3] == "0027"
+    st = status("\n".join(out[4:]))
+    assert int(st["CapEff"], 16) == mask("CAP_NET_BIND_SERVICE")
+    assert int(st["CapAmb"], 16) == mask("CAP_NET_BIND_SERVICE")
+    assert st["NoNewPrivs"] == "0"
+
+
+def test_env_cwd_and_home(rt, bundle, cid):
+    bundle.process["env"] = ["PATH=/bin", "FOO=bar baz"]
+    bundle.process["cwd"] = "/tmp/work/dir"
+    os.makedirs(os.path.join(bundle.rootfs, "tmp/work/dir"))
+    out = in_container(bundle, rt, cid, 'echo "$FOO"; pwd; echo $HOME; readlink /proc/self/cwd').stdout.split("\n")
+    assert out[:4] == ["bar baz", "/tmp/work/dir", "/root", "/tmp/work/dir"]
+
+
+def test_missing_cwd_is_an_error(rt, bundle, cid):
+    bundle.process["cwd"] = "/does/not/exist"
+    p = in_container(bundle, rt, cid, "true", check=False)
+    assert p.returncode != 0 and "/does/not/exist" in p.stderr
+    assert rt.ids() == []
+
+
+def test_missing_executable_is_an_error(rt, bundle, cid):
+    bundle.args("no-such-program")
+    p = run(rt, bundle, cid, check=False)
+    assert p.returncode != 0 and "no-such-program" in p.stderr
+    assert rt.ids() == []
+
+
+def test_rlimits(rt, bundle, cid):
+    bundle.process["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1000},
+                                 {"type": "RLIMIT_CORE", "soft": 0, "hard": 0}]
+    out = in_container(bundle, rt, cid, "cat /proc/self/limits").stdout
+    files = re.search(r"Max open files\s+(\d+)\s+(\d+)", out)
+    core = re.search(r"Max core file size\s+(\d+)\s+(\d+)", out)
+    assert files.groups() == ("512", "1000") and core.groups() == ("0", "0")
+
+
+def test_rlimit_above_hard_limit_fails_cleanly(rt, bundle, cid):
+    import resource
+
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    bundle.process["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": hard + 1000, "hard": hard + 1000}]
+    p = in_container(bundle, rt, cid, "true", check=False)
+    assert p.returncode != 0
+    if IS_BERTH:
+        assert "RLIMIT_NOFILE" in p.stderr
+    assert rt.ids() == [] and not os.path.exists(os.path.join(rt.root, cid))
+
+
+def test_no_host_fds_leak(rt, bundle, cid, tmp_path):
+    leaked = os.open(str(tmp_path), os.O_RDONLY)  # inheritable in the runtime, like a careless caller's fd
+    os.set_inheritable(leaked, True)
+    try:
+        bundle.sh("ls /proc/self/fd | sort -n | tr '\\n' ' '; echo; readlink /proc/1/cwd")
+        out = run(rt, bundle, cid, pass_fds=(leaked,)).stdout.splitlines()
+    finally:
+        os.close(leaked)
+    assert out[0].split() in (["0", "1", "2", "3"],)  # 3 is ls's own directory fd
+    assert out[1] == "/"
+
+
+def test_preserve_fds(rt, bundle, cid, tmp_path):
+    f = tmp_path / "passed"
+    f.write_text("through fd 3\n")
+    fd = os.open(str(f), os.O_RDONLY)
+    try:
+        os.dup2(fd, 3) if fd != 3 else None
+        os.set_inheritable(3, True)
+        bundle.sh("cat <&3")
+        out = run(rt, bundle, cid, "--preserve-fds", "1", pass_fds=(3,)).stdout
+    finally:
+        os.close(fd)
+    assert out == "through fd 3\n"
+
+
+def test_init_is_not_dumpable_before_exec(rt, bundle, cid):
+    """While waiting for `start`, the init runs the runtime's code: /proc/<pid>/exe must not be reachable
+    from the container (CVE-2019-5736); after execve it is the container's own program."""
+    bundle.args("sleep", "60")
+    rt("create", "--bundle", bundle.write(), cid)
+    pid = rt.state(cid)["pid"]
+    with open(f"/proc/{pid}/status") as f:
+        uid_line = [ln for ln in f if ln.startswith("Uid:")][0]
+    assert uid_line.split()[1] == "0"
+    out = rt("exec", cid, "sh", "-c", "cat /proc/1/exe > /dev/null 2>&1 && echo readable || echo denied")
+    assert out.stdout.strip() == "denied"
+    rt("start", cid)
+    out = rt("exec", cid, "readlink", "/proc/1/exe")
+    assert out.stdout.strip() == "/bin/busybox"
