@@ -22,6 +22,8 @@ if op == "load":
         s.load_archive(f)
 elif op == "commit":
     s.commit_container(sys.argv[3], None, ref="committed:1")
+elif op == "ctr":
+    s.create_container_fs(sys.argv[3], "busybox")
 elif op == "rmi":
     s.remove_image(sys.argv[3])
 """
@@ -133,5 +135,51 @@ def test_kill_mid_rmi(tmp_path, busybox_tar):
         assert list(s.cs.list()) == []
         s.import_rootfs_tar(io.BytesIO(busybox_tar), "busybox:latest")
         assert len(s.driver.list()) == 1
+    finally:
+        s.close()
+
+
+def test_concurrent_loads_of_the_same_archive(tmp_path, archive):
+    root = str(tmp_path / "store")
+    Store(root, driver="vfs").close()
+    procs = [subprocess.Popen([sys.executable, "-c", SCRIPT, "load", root, archive], stderr=subprocess.PIPE)
+             for _ in range(3)]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()[-2000:]
+    s = Store(root)
+    try:
+        assert sorted(t for i in s.list_images() for t in i.repo_tags) == ["app:1", "busybox:latest"]
+        assert len(s.driver.list()) == 2 and s.db.query_one("SELECT COUNT(*) FROM layers")[0] == 2
+        assert s.gc() == 0  # nothing left over
+    finally:
+        s.close()
+
+
+def test_live_lease_protects_from_gc(store, busybox_tar):
+    from berth.images import leases
+
+    info = store.cs.write(b"in-flight blob")
+    os.utime(store.cs.path(info.digest), (1, 1))  # old: only the lease's reference protects it
+    with leases.lease(store.db, "test") as le:
+        le.add("blob", info.digest)
+        store.gc()
+        assert store.cs.exists(info.digest)
+    store.gc()
+    assert not store.cs.exists(info.digest)
+
+
+def test_kill_mid_create_container_fs(tmp_path, busybox_tar):
+    root = str(tmp_path / "store")
+    s = Store(root, driver="overlay")
+    img = s.import_rootfs_tar(io.BytesIO(busybox_tar), "busybox:latest")
+    s.close()
+    run_killed("container-fs-created", "ctr", root, "c1")
+    s = Store(root)
+    try:
+        assert s.driver.list() == [img.diff_ids[0][7:]]  # the unrecorded rw layer is gone
+        s.create_container_fs("c1", "busybox")
+        assert s.container_changes("c1") == []
+        s.remove_container_fs("c1")
     finally:
         s.close()

@@ -18,6 +18,8 @@ from berth.images import leases as leases_mod
 from berth.metadata import Database
 from berth.oci.image import chain_ids
 
+WAIT_FOR_OTHER = 300.0  # seconds to wait for another process unpacking the same layer
+
 
 def driver_id_for(chain_id: str) -> str:
     return chain_id.split(":", 1)[1]
@@ -55,14 +57,20 @@ class LayerStore:
         if self.get(chain) is not None:
             return chain
         did = driver_id_for(chain)
-        if self.driver.exists(did):
-            live, _ = leases_mod.split_live(self.db)
-            if live and self.db.query_one(
-                f"SELECT 1 FROM lease_refs WHERE kind = 'layer' AND key = ? AND lease_id != ? "
-                f"AND lease_id IN ({','.join('?' * len(live))})", (chain, lease.id, *live)):
-                raise Conflict(f"layer {chain} is being created by another operation; retry")
-            self.driver.remove(did)  # a dead operation's complete but unrecorded layer
         parent_did = self.need(parent)["driver_id"] if parent else None
+        deadline = time.monotonic() + WAIT_FOR_OTHER
+        while True:
+            if self.get(chain) is not None:
+                return chain  # another operation finished it meanwhile
+            if self._claim(chain, lease):
+                break
+            if time.monotonic() > deadline:
+                raise Conflict(f"layer {chain} is being unpacked by another operation; retry later")
+            time.sleep(0.1)
+        if self.get(chain) is not None:
+            return chain
+        if self.driver.exists(did):
+            self.driver.remove(did)  # a dead operation's complete but unrecorded layer
         with self.cs.open(blob) as f:
             applied = self.driver.apply_diff(did, parent_did, f)
         crash.point("layer-applied")
@@ -80,6 +88,20 @@ class LayerStore:
             if parent:
                 cur.execute("UPDATE layers SET refcount = refcount + 1 WHERE chain_id = ?", (parent,))
         return chain
+
+    def _claim(self, chain: str, lease: leases_mod.Lease) -> bool:
+        """Become the one operation unpacking `chain` (others wait for its row). One transaction:
+        BEGIN IMMEDIATE serialises claimers across processes."""
+        live, _ = leases_mod.split_live(self.db)
+        with self.db.tx() as cur:
+            holders = [r[0] for r in cur.execute(
+                "SELECT lease_id FROM lease_refs WHERE kind = 'unpack' AND key = ? AND lease_id != ?",
+                (chain, lease.id))]
+            if any(h in live for h in holders):
+                return False
+            cur.execute("INSERT OR IGNORE INTO lease_refs(lease_id, kind, key) VALUES (?, 'unpack', ?)",
+                        (lease.id, chain))
+            return True
 
     # -- references --------------------------------------------------------------------------------
     @staticmethod

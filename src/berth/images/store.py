@@ -597,7 +597,8 @@ class Store:
         except Exception:  # volumes are reported best-effort: df must work on a store without them
             vols = []
         for v in vols:
-            vsize = _tree_size(v.mountpoint)
+            usage = getattr(self.volumes, "usage", None)
+            vsize = usage(v.name) if usage else _tree_size(v.mountpoint)
             volumes.append({"Name": v.name, "Mountpoint": v.mountpoint,
                             "UsageData": {"Size": vsize, "RefCount": len(self.volumes.users(v.name))}})
         return {
