@@ -207,6 +207,22 @@ def test_pids_limit_contains_fork_loop(make_manager, waiting):
     assert not m.exists()
 
 
+def test_kill_all_stops_a_fork_bomb(make_manager, waiting):
+    m = make_manager()
+    limit = 20
+    # every shell forks copies of itself forever; the ones whose fork is refused die, others take over
+    w = waiting("export B='while :; do /bin/busybox sh -c \"$B\" 2>/dev/null & done'; eval \"$B\" 2>/dev/null")
+    m.apply(w.pid)
+    m.set({"pids": {"limit": limit}})
+    w.go()
+    wait_for(lambda: m.stats()["pids"]["current"] >= limit - 2, "the bomb to fill its pids budget")
+    assert m.stats()["pids"]["current"] <= limit
+    m.kill_all(signal.SIGKILL)
+    assert m.pids() == []
+    m.destroy()
+    assert not m.exists()
+
+
 def test_freeze_stops_and_thaw_resumes(make_manager, waiting):
     m = make_manager()
     w = waiting("while :; do :; done")

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
 import time
 from abc import ABC, abstractmethod
 
 from berth import errors
 
 from . import fs
+from .fs import SIGKILL
 
 
 class Manager(ABC):
@@ -58,7 +58,7 @@ class Manager(ABC):
                     os.kill(p, sig)
                 except ProcessLookupError:
                     pass
-            if sig != signal.SIGKILL:
+            if sig != SIGKILL:
                 return
             time.sleep(0.005)
         raise errors.SystemError_(f"processes keep appearing in cgroup {self.path} while killing them")

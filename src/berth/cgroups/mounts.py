@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from berth import errors
 
 
-@dataclass(frozen=True)
 class Hierarchy:
-    mountpoint: str                 # e.g. /sys/fs/cgroup/memory
-    root: str                       # the cgroup the mount shows at its top (mountinfo field 4)
-    controllers: frozenset[str]     # v1: {"memory"}, {"cpu", "cpuacct"}, {"name=systemd"}; v2: empty
-    version: int                    # 1 or 2
+    """One mounted cgroup hierarchy. A plain class: dataclasses/typing cost ~10 ms to import, and
+    this sits on the container-start path."""
+
+    __slots__ = ("mountpoint", "root", "controllers", "version")
+
+    def __init__(self, mountpoint: str, root: str, controllers: frozenset[str], version: int):
+        self.mountpoint = mountpoint        # e.g. /sys/fs/cgroup/memory
+        self.root = root                    # the cgroup the mount shows at its top (mountinfo field 4)
+        self.controllers = controllers      # v1: {"memory"}, {"cpu", "cpuacct"}, {"name=systemd"}; v2: {}
+        self.version = version              # 1 or 2
+
+    def _key(self) -> tuple:
+        return (self.mountpoint, self.root, self.controllers, self.version)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Hierarchy) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"Hierarchy({self.mountpoint!r}, v{self.version}, {sorted(self.controllers)})"
 
     def dir_of(self, cgroup: str) -> str:
         """Filesystem directory of an absolute cgroup path in this hierarchy."""

@@ -9,6 +9,7 @@ from berth import errors
 
 from . import fs
 from .base import Manager, wait_until, walk_pids, write_procs
+from .fs import SIGKILL
 from .mounts import Hierarchy
 from .v2 import V2Manager
 
@@ -259,9 +260,8 @@ class V1Manager(Manager):
         return walk_pids(d) if d else []
 
     def kill_all(self, sig: int) -> None:
-        import signal
 
-        if sig == signal.SIGKILL and "freezer" in self.ctl and os.path.isdir(self.ctl["freezer"]):
+        if sig == SIGKILL and "freezer" in self.ctl and os.path.isdir(self.ctl["freezer"]):
             # freeze first so a forking process cannot outrun us, then kill, then thaw to let them die
             try:
                 self.freeze()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 
 from berth import errors
 
 from . import convert, fs
 from .base import Manager, wait_until, walk_pids, write_procs
+from .fs import SIGKILL
 from .mounts import Hierarchy, unified_controllers
 
 
@@ -242,7 +242,7 @@ class V2Manager(Manager):
 
     def kill_all(self, sig: int) -> None:
         kill_file = os.path.join(self.dir, "cgroup.kill")
-        if sig == signal.SIGKILL and os.path.exists(kill_file):
+        if sig == SIGKILL and os.path.exists(kill_file):
             fs.write(kill_file, "1", "kill_all")     # atomic, fork bombs included
             wait_until(lambda: not self.populated(), f"{self.dir} to empty after cgroup.kill")
             return
