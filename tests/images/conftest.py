@@ -72,3 +72,17 @@ def any_store(request, tmp_path):
     yield s
     s.driver.cleanup()
     s.close()
+
+
+@pytest.fixture
+def other_store_factory(tmp_path):
+    made = []
+
+    def make() -> Store:
+        s = Store(str(tmp_path / f"other-{len(made)}"), driver="vfs")
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        s.close()

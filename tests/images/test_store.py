@@ -270,3 +270,41 @@ def test_prune_and_disk_usage(store, busybox_tar):
     store.remove_image("other:1")
     assert store.gc() == 0
     assert store.driver.list() == [] and list(store.cs.list()) == []
+
+
+@pytest.mark.parametrize("comp", ["zstd", "bzip2", "xz"])
+def test_import_other_compressions(store, busybox_tar, other_store_factory, comp):
+    import bz2
+    import lzma
+
+    import zstandard
+    data = {"zstd": lambda b: zstandard.ZstdCompressor().compress(b), "bzip2": bz2.compress,
+            "xz": lzma.compress}[comp](busybox_tar)
+    img = store.import_rootfs_tar(io.BytesIO(data), "bb:c")
+    want = oi.OCI_LAYER_ZSTD if comp == "zstd" else oi.OCI_LAYER
+    assert img.manifest["layers"][0]["mediaType"] == want
+    buf = io.BytesIO()
+    store.save_archive(["bb:c"], buf)  # the archive holds the uncompressed layer
+    other = other_store_factory()
+    assert other.load_archive(io.BytesIO(buf.getvalue())) == ["bb:c"]
+    assert other.resolve_image("bb:c").diff_ids == img.diff_ids
+
+
+def test_list_filters_and_inspect(store, busybox_tar):
+    a = imp(store, busybox_tar, "busybox:latest", changes=["LABEL tier=base"])
+    b = store.import_rootfs_tar(io.BytesIO(tar_of_files({"x": b"1"})), "localhost:5000/team/app:v1",
+                                changes=["LABEL tier=app owner=me"])
+    c = store.import_rootfs_tar(io.BytesIO(tar_of_files({"y": b"2"})), None)
+    ids = lambda f: {i.id for i in store.list_images(f)}  # noqa: E731
+    assert ids(None) == {a.id, b.id, c.id}
+    assert ids({"dangling": "true"}) == {c.id} and ids({"dangling": ["false"]}) == {a.id, b.id}
+    assert ids({"label": "tier"}) == {a.id, b.id} and ids({"label": ["tier=app", "owner"]}) == {b.id}
+    assert ids({"reference": "busybox"}) == {a.id} and ids({"reference": "*/team/*:v1"}) == {b.id}
+    assert ids({"before": c.id}) == {a.id, b.id} and ids({"since": a.id}) == {b.id, c.id}
+    with pytest.raises(InvalidArgument, match="invalid filter 'nope'"):
+        store.list_images({"nope": "1"})
+    info = store.inspect_image("localhost:5000/team/app:v1")
+    assert info["Id"] == b.id and info["RepoTags"] == ["localhost:5000/team/app:v1"]
+    assert info["Config"]["Labels"] == {"tier": "app", "owner": "me"}
+    assert info["RootFS"]["Layers"] == b.diff_ids and info["GraphDriver"]["Name"] == "vfs"
+    assert info["Os"] == "linux" and info["Size"] == 1

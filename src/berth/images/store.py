@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import fnmatch
 import hashlib
 import json
 import os
@@ -183,8 +184,58 @@ class Store:
     def resolve_image(self, ref_or_id: str) -> Image:
         return self._lookup(ref_or_id)[0]
 
-    def list_images(self) -> list[Image]:
-        return [self._image(r) for r in self.db.query("SELECT * FROM images ORDER BY added_at DESC, id")]
+    def list_images(self, filters: dict | None = None) -> list[Image]:
+        """Newest first. filters (docker's /images/json): dangling=true|false, label=k or k=v,
+        before=<image>, since=<image>, reference=<glob> (on the familiar name[:tag]); values may be
+        a string or a list (any of which matches)."""
+        images = [self._image(r) for r in self.db.query("SELECT * FROM images ORDER BY added_at DESC, id")]
+        if not filters:
+            return images
+        f = {k: ([v] if isinstance(v, str) else list(v)) for k, v in filters.items()}
+        unknown = set(f) - {"dangling", "label", "before", "since", "reference"}
+        if unknown:
+            raise InvalidArgument(f"invalid filter {sorted(unknown)[0]!r}")
+        added = {r["id"]: r["added_at"] for r in self.db.query("SELECT id, added_at FROM images")}
+        out = []
+        for img in images:
+            if "dangling" in f:
+                want = {v.lower() for v in f["dangling"]}
+                if not want <= {"true", "false", "1", "0"}:
+                    raise InvalidArgument(f"invalid filter 'dangling={f['dangling'][0]}'")
+                if (not img.repo_tags) != bool(want & {"true", "1"}):
+                    continue
+            if "label" in f and not all(_label_match(img.labels, e) for e in f["label"]):
+                continue
+            if "before" in f and not all(added[img.id] < added[self.resolve_image(b).id] for b in f["before"]):
+                continue
+            if "since" in f and not all(added[img.id] > added[self.resolve_image(b).id] for b in f["since"]):
+                continue
+            if "reference" in f and not any(_ref_match(img.repo_tags, pat) for pat in f["reference"]):
+                continue
+            out.append(img)
+        return out
+
+    def inspect_image(self, ref_or_id: str) -> dict:
+        """Docker's ImageInspect shape (GET /images/{name}/json)."""
+        img = self.resolve_image(ref_or_id)
+        cfg = img.config
+        hist = cfg.get("history") or []
+        last_tag = self.db.query_one("SELECT MAX(added_at) FROM image_tags WHERE image_id = ?", (img.id,))[0]
+        top = self.layers.get(img.top_chain) if img.top_chain else None
+        out = {
+            "Id": img.id, "RepoTags": img.repo_tags, "RepoDigests": img.repo_digests,
+            "Parent": img.parent or "", "Comment": hist[-1].get("comment", "") if hist else "",
+            "Created": cfg.get("created", ""), "DockerVersion": cfg.get("docker_version", ""),
+            "Author": cfg.get("author", ""), "Config": cfg.get("config") or {},
+            "Architecture": cfg.get("architecture", ""), "Os": cfg.get("os", ""), "Size": img.size,
+            "GraphDriver": {"Name": self.driver_name, "Data": {"LayerID": top["driver_id"]} if top else {}},
+            "RootFS": {"Type": "layers", "Layers": img.diff_ids},
+            "Metadata": {"LastTagTime": datetime.datetime.fromtimestamp(last_tag, datetime.UTC).strftime(
+                "%Y-%m-%dT%H:%M:%S.%fZ") if last_tag else "0001-01-01T00:00:00Z"},
+        }
+        if cfg.get("variant"):
+            out["Variant"] = cfg["variant"]
+        return out
 
     def history(self, ref: str) -> list[dict]:
         """`docker history`: newest first; size per layer-making step."""
@@ -747,6 +798,25 @@ class Store:
     # -- misc --------------------------------------------------------------------------------------
     def layer_media_type(self, blob: str) -> str:
         return layer_media_type_of(self.cs, blob)
+
+
+def _label_match(labels: dict, expr: str) -> bool:
+    key, eq, val = expr.partition("=")
+    if key.endswith("!"):
+        return labels.get(key[:-1]) != val
+    return key in labels and (not eq or labels[key] == val)
+
+
+def _ref_match(tags: list[str], pattern: str) -> bool:
+    """docker's reference filter: a glob on name:tag, or on the name alone when no tag is given."""
+    for t in tags:
+        name, _, tag = t.rpartition(":")
+        if "/" in tag:  # a port, not a tag
+            name, tag = t, ""
+        if fnmatch.fnmatchcase(t, pattern) or (":" not in pattern.rsplit("/", 1)[-1]
+                                                and fnmatch.fnmatchcase(name, pattern)):
+            return True
+    return False
 
 
 def _tar_is_empty(f: BinaryIO) -> bool:
