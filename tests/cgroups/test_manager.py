@@ -70,6 +70,20 @@ def test_apply_pids_destroy(make_manager, waiting):
     assert not m.exists()
     assert not any(os.path.exists(d) for d in m.dirs().values())
     m.destroy()  # idempotent
+    with pytest.raises(errors.NotFound):
+        m.stats()
+    with pytest.raises(errors.NotFound, match="does not exist"):
+        m.freeze()
+    m.kill_all(signal.SIGKILL)  # nothing to kill: fine
+
+
+def test_apply_missing_pid_leaves_nothing(make_manager):
+    m = make_manager()
+    with open("/proc/sys/kernel/pid_max") as f:
+        gone = int(f.read()) + 1          # can never exist
+    with pytest.raises(errors.NotFound, match=str(gone)):
+        m.apply(gone)
+    assert not m.exists()
 
 
 def test_destroy_refuses_while_processes_remain(make_manager, waiting):

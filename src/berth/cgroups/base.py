@@ -106,9 +106,7 @@ def walk_pids(top: str) -> list[int]:
 def write_procs(d: str, pid: int) -> None:
     try:
         fs.write(os.path.join(d, "cgroup.procs"), pid)
-    except errors.SystemError_ as e:
+    except (errors.SystemError_, errors.InvalidArgument) as e:
         if not os.path.exists(f"/proc/{pid}"):
             raise errors.NotFound(f"process {pid} does not exist (moving it into {d})")
-        raise e
-    except errors.InvalidArgument as e:
         raise errors.SystemError_(str(e))

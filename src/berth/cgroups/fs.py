@@ -49,6 +49,8 @@ def write(path: str, value: str | int, what: str = "") -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     except FileNotFoundError:
+        if not os.path.isdir(os.path.dirname(path)):
+            raise errors.NotFound(f"cgroup {os.path.dirname(path)} does not exist (writing {path})")
         ctl = os.path.basename(path).split(".", 1)[0]
         raise errors.Unsupported(
             f"cgroup file {path} does not exist: the {ctl!r} controller or this knob is not available"

@@ -11,7 +11,7 @@ from . import fs
 from .base import Manager, wait_until, walk_pids, write_procs
 from .fs import SIGKILL
 from .mounts import Hierarchy
-from .v2 import V2Manager
+from .v2 import V2Manager, _undo
 
 
 class V1Manager(Manager):
@@ -43,23 +43,33 @@ class V1Manager(Manager):
         return any(os.path.isdir(d) for d in self.dirs().values())
 
     # -- creation -------------------------------------------------------------------------------
-    def create(self) -> None:
+    def create(self) -> list[str]:
+        """Make the directories; returns the ones this call created (apply undoes those on failure)."""
+        made: list[str] = []
         for h, d in self._dirs.items():
+            if not os.path.isdir(d):
+                made.append(d)
             try:
                 os.makedirs(d, 0o755, exist_ok=True)
             except OSError as e:
+                _undo(made)
                 raise errors.SystemError_(f"cannot create cgroup {d}: {e.strerror}")
             if "cpuset" in h.controllers:
                 _init_cpuset(h.mountpoint, d)
         if self.unified is not None:
-            self.unified.create()
+            made += self.unified.create()
+        return made
 
     def apply(self, pid: int) -> None:
-        self.create()
-        for d in self._dirs.values():
-            write_procs(d, pid)
-        if self.unified is not None:
-            self.unified.apply(pid)
+        made = self.create()
+        try:
+            for d in self._dirs.values():
+                write_procs(d, pid)
+            if self.unified is not None:
+                write_procs(self.unified.dir, pid)
+        except errors.BerthError:
+            _undo(made)
+            raise
 
     # -- resources -------------------------------------------------------------------------------
     def _file(self, ctl: str, name: str, what: str) -> str:
@@ -288,6 +298,8 @@ class V1Manager(Manager):
 
     # -- stats ---------------------------------------------------------------------------------
     def stats(self) -> dict:
+        if not self.exists():
+            raise errors.NotFound(f"cgroup {self.path} does not exist")
         from .stats import v1_stats
 
         s = v1_stats(self.ctl)

@@ -58,19 +58,24 @@ class V2Manager(Manager):
             return f"cannot enable {', '.join(want)} in {parent}/cgroup.subtree_control: {e.strerror}{hint}"
         return None
 
-    def create(self) -> None:
+    def create(self) -> list[str]:
+        """Make the directory (and missing parents); returns the leaf if this call created it."""
         chain = self._chain()
         parent = self.mount.mountpoint
+        made: list[str] = []
         for d in chain:
             if self.enable_all:
                 self._enable(parent, sorted(unified_controllers_of(parent)))
             try:
                 os.mkdir(d, 0o755)
+                if d == self.dir:
+                    made.append(d)
             except FileExistsError:
                 pass
             except OSError as e:
                 raise errors.SystemError_(f"cannot create cgroup {d}: {e.strerror}")
             parent = d
+        return made
 
     def ensure_controller(self, ctl: str) -> None:
         """Make `ctl`'s files appear in our cgroup, enabling it down from the top if needed."""
@@ -87,8 +92,12 @@ class V2Manager(Manager):
             parent = d
 
     def apply(self, pid: int) -> None:
-        self.create()
-        write_procs(self.dir, pid)
+        made = self.create()
+        try:
+            write_procs(self.dir, pid)
+        except errors.BerthError:
+            _undo(made)
+            raise
 
     def exists(self) -> bool:
         return os.path.isdir(self.dir)
@@ -253,6 +262,8 @@ class V2Manager(Manager):
 
     # -- stats ---------------------------------------------------------------------------------
     def stats(self) -> dict:
+        if not self.exists():
+            raise errors.NotFound(f"cgroup {self.path} does not exist")
         from .stats import v2_stats
 
         return v2_stats(self.dir)
@@ -263,3 +274,12 @@ def unified_controllers_of(d: str) -> set[str]:
         return set(fs.read(os.path.join(d, "cgroup.controllers")).split())
     except OSError:
         return set()
+
+
+def _undo(made: list[str]) -> None:
+    """Best-effort removal of cgroup directories a failed apply created (still empty ones only)."""
+    for d in reversed(made):
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
