@@ -200,3 +200,18 @@ def test_bad_archives_leave_nothing(store, busybox_tar):
                                                "Layers": ["l/layer.tar"]}]).encode(),
                  cfg_name: cfg, "l/layer.tar": layer})
     assert store.load_archive(io.BytesIO(good)) == ["ok:1"]
+
+
+def test_load_docker25_style_archive(store, other_store, two_images, tmp_path):
+    """docker 25+ writes an OCI layout plus a manifest.json whose paths point into blobs/."""
+    base, app = two_images
+    path = str(tmp_path / "layout.tar")
+    store.export_oci_layout(["app:1"], path)
+    files = _members(open(path, "rb").read())  # noqa: SIM115
+    cfg = app.manifest["config"]["digest"]
+    files["manifest.json"] = json.dumps([{
+        "Config": "blobs/sha256/" + cfg[7:], "RepoTags": ["app:25"],
+        "Layers": ["blobs/sha256/" + d["digest"][7:] for d in app.manifest["layers"]]}]).encode()
+    data = tar_of_files({k: v for k, v in files.items() if v is not None})
+    assert other_store.load_archive(io.BytesIO(data)) == ["app:25"]  # manifest.json wins over index.json
+    assert other_store.resolve_image("app:25").id == app.id
