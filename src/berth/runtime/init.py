@@ -50,6 +50,9 @@ def _init_setup(ctx: Context, chan: Channel, state: dict) -> None:
             L.setns(fd, NS_FLAGS[t], f"{t} namespace {path}")
         finally:
             os.close(fd)
+    # The container's cgroup paths as the host sees them (a cgroup namespace would show "/").
+    with open("/proc/self/cgroup") as f:
+        ctx.cgroups = f.read()
     flags = 0
     for t in ctx.new_ns:
         if t not in ("pid", "time", "user"):
@@ -66,7 +69,7 @@ def _init_setup(ctx: Context, chan: Channel, state: dict) -> None:
     if own_mnt:
         from berth.runtime.rootfs import Rootfs
 
-        root = Rootfs(ctx.rootfs, ctx.bundle, ctx.userns)
+        root = Rootfs(ctx.rootfs, ctx.bundle, ctx.userns, ctx.cgroups)
         root.prepare(linux.get("rootfsPropagation"))
         root.mount_all(cfg.get("mounts") or [])
         if not root.dev_bound:
