@@ -308,3 +308,19 @@ def test_list_filters_and_inspect(store, busybox_tar):
     assert info["Config"]["Labels"] == {"tier": "app", "owner": "me"}
     assert info["RootFS"]["Layers"] == b.diff_ids and info["GraphDriver"]["Name"] == "vfs"
     assert info["Os"] == "linux" and info["Size"] == 1
+
+
+def test_register_manifest_like_a_pull(store, other_store_factory, busybox_tar):
+    src = store
+    img = imp(src, busybox_tar, changes=['CMD ["sh"]'])
+    dst = other_store_factory()
+    with dst.lease("pull") as le:
+        for d in [img.manifest_digest, img.id, *(x["digest"] for x in img.manifest["layers"])]:
+            le.add("blob", dst.cs.write(src.cs.read_bytes(d), expected=d).digest)
+        got = dst.register_manifest(img.manifest_digest, ["registry.example:5000/bb:1"],
+                                    [f"registry.example:5000/bb@{img.manifest_digest}"], lease=le)
+    assert got.id == img.id and got.repo_tags == ["registry.example:5000/bb:1"]
+    assert got.repo_digests == [f"registry.example:5000/bb@{img.manifest_digest}"]
+    assert dst.resolve_image(f"registry.example:5000/bb@{img.manifest_digest}").id == img.id
+    with pytest.raises(NotFound, match="not in the store"):
+        dst.register_manifest(dst.cs.write(b'{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:' + b"1" * 64 + b'","size":1},"layers":[]}').digest)

@@ -424,6 +424,55 @@ class Store:
             return self._register(PendingImage(cinfo.digest, [(blob, mt)], tags=[tag] if tag else [],
                                                where="import"), le)
 
+    def lease(self, op: str):
+        """A lease for a caller's own multi-step operation (a pull, a build): blobs it writes and
+        lists with lease.add("blob", digest) are safe from gc until it ends. A context manager."""
+        return leases_mod.lease(self.db, op)
+
+    def register_manifest(self, manifest_digest: str, tags: Iterable[str] = (), repo_digests: Iterable[str] = (),
+                          lease: leases_mod.Lease | None = None, platform: dict | None = None) -> Image:
+        """Record an image whose manifest (or index: the platform's entry is taken), config and layer
+        blobs are already in the content store, e.g. after a pull. Tags and repo digests
+        (`name@sha256:...`) are normalised."""
+        tags = [self._tag_ref(t) for t in tags]
+        digests = []
+        for d in repo_digests:
+            r = reference.parse(d)
+            if r.digest is None:
+                raise InvalidArgument(f"repo digest {d!r} has no @digest")
+            digests.append(f"{r.name}@{r.digest}")
+        if lease is None:
+            with self.lease("register") as le:
+                return self.register_manifest(manifest_digest, tags, digests, le, platform)
+        lease.add("blob", manifest_digest)
+        doc = oi.parse_json(self.cs.read_bytes(manifest_digest), f"manifest {manifest_digest}")
+        mt = doc.get("mediaType") if isinstance(doc, dict) else None
+        for _ in range(8):
+            if not (isinstance(doc, dict) and ("manifests" in doc or mt in oi.INDEX_TYPES)):
+                break
+            desc = oi.select_manifest(oi.validate_index(doc, f"index {manifest_digest}"), platform)
+            manifest_digest, mt = desc["digest"], desc["mediaType"]
+            lease.add("blob", manifest_digest)
+            doc = oi.parse_json(self.cs.read_bytes(manifest_digest), f"manifest {manifest_digest}")
+        m = oi.validate_manifest(doc, f"manifest {manifest_digest}")
+        for j, ld in enumerate(m["layers"]):
+            if ld["mediaType"] not in oi.LAYER_TYPES:
+                raise Unsupported(f"manifest {manifest_digest}.layers[{j}]: {ld['mediaType']!r} is not a layer type")
+            if not self.cs.exists(ld["digest"]):
+                raise NotFound(f"manifest {manifest_digest}.layers[{j}]: blob {ld['digest']} is not in the store")
+        if not self.cs.exists(m["config"]["digest"]):
+            raise NotFound(f"manifest {manifest_digest}: config blob {m['config']['digest']} is not in the store")
+        img = self._register(PendingImage(m["config"]["digest"], [(d["digest"], d["mediaType"]) for d in m["layers"]],
+                                          manifest_digest, m.get("mediaType") or mt or oi.OCI_MANIFEST, tags,
+                                          where=f"manifest {manifest_digest}"), lease)
+        if digests:
+            with self.db.tx() as cur:
+                cur.executemany(
+                    "INSERT INTO image_digests(ref, image_id) VALUES (?, ?) "
+                    "ON CONFLICT(ref) DO UPDATE SET image_id = excluded.image_id", [(d, img.id) for d in digests])
+            img = self._image(self._row(img.id))
+        return img
+
     # -- save / export -----------------------------------------------------------------------------
     def _select(self, refs: Iterable[str]) -> list[tuple[Image, list[str]]]:
         """Images to save with the tags (normalised) to record: a tag names itself, a repository
