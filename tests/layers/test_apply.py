@@ -1,0 +1,175 @@
+import io
+import os
+import stat
+import subprocess
+
+import pytest
+from layer_helpers import T0, build_tar, entry, snapshot
+
+from berth.errors import InvalidArgument
+from berth.layers import apply_layer, compress
+
+
+def apply_bytes(data: bytes, dest, mode: str = "delete"):
+    return apply_layer(io.BytesIO(data), str(dest), whiteouts=mode)
+
+
+def test_files_dirs_modes_owners_times(tmp_path):
+    tar = build_tar(
+        entry("bin", "dir", mtime=T0 + 1),
+        entry("bin/su", data=b"#!/bin/sh\n", mode=0o4755, uid=0, gid=0, mtime=T0 + 2),
+        entry("tmp", "dir", mode=0o1777, mtime=T0 + 3),
+        entry("srv", "dir", mode=0o2750, uid=1000, gid=2000, mtime=T0 + 4),
+        entry("srv/data", data=b"x" * 5000, mode=0o600, uid=1000, gid=2000, mtime=T0 + 5),
+        entry("srv/link", "sym", link="/etc/hostname", uid=1000, gid=2000, mtime=T0 + 6),
+        entry("srv/sub", "dir", mtime=T0 + 7),
+        entry("srv/sub/f", data=b"!", mtime=T0 + 8),
+    )
+    dest = tmp_path / "layer"
+    r = apply_bytes(tar, dest)
+    assert r.size == 10 + 5000 + 1 and r.tar_size == len(tar)
+    s = snapshot(str(dest))
+    assert s["bin/su"][:6] == (stat.S_IFREG, 0o4755, 0, 0, 10, T0 + 2)
+    assert s["tmp"][:6] == (stat.S_IFDIR, 0o1777, 0, 0, 0, T0 + 3)
+    assert s["srv"][:6] == (stat.S_IFDIR, 0o2750, 1000, 2000, 0, T0 + 4)  # set after its children
+    assert s["srv/data"][:6] == (stat.S_IFREG, 0o600, 1000, 2000, 5000, T0 + 5)
+    assert s["srv/link"][0] == stat.S_IFLNK and s["srv/link"][2:4] == (1000, 2000)
+    assert s["srv/link"][5] == T0 + 6 and s["srv/link"][7] == "/etc/hostname"
+    assert s["srv/sub"][5] == T0 + 7 and s["bin"][5] == T0 + 1
+    assert (dest / "srv/sub/f").read_bytes() == b"!"
+
+
+def test_diff_id_is_sha256_of_uncompressed_tar_for_every_compression(tmp_path):
+    import hashlib
+
+    tar = build_tar(entry("a", data=os.urandom(300_000)), entry("d", "dir"), entry("d/b", data=b"b"))
+    want = "sha256:" + hashlib.sha256(tar).hexdigest()
+    for algo in ("none", "gzip", "zstd"):
+        blob = compress(io.BytesIO(tar), algo).read()
+        r = apply_bytes(blob, tmp_path / algo)
+        assert (r.diff_id, r.compression) == (want, algo)
+        assert snapshot(str(tmp_path / algo)) == snapshot(str(tmp_path / "none"))
+
+
+def test_gnu_tar_gzip_layer_with_xattrs(tmp_path):
+    src = tmp_path / "src"
+    (src / "d").mkdir(parents=True)
+    (src / "d/f").write_bytes(b"data")
+    os.setxattr(src / "d/f", "user.note", b"hello")
+    os.link(src / "d/f", src / "d/hl")
+    os.mkfifo(src / "d/fifo")
+    os.mknod(src / "d/null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    os.chown(src / "d", 123, 456)
+    layer = tmp_path / "l.tgz"
+    subprocess.run(["tar", "--xattrs", "--xattrs-include=*", "--numeric-owner", "-czf", str(layer),
+                    "-C", str(src), "."], check=True)
+    dest = tmp_path / "dest"
+    with open(layer, "rb") as f:
+        assert apply_layer(f, str(dest)).compression == "gzip"
+    assert os.getxattr(dest / "d/f", "user.note") == b"hello"
+    assert os.stat(dest / "d/f").st_ino == os.stat(dest / "d/hl").st_ino
+    assert stat.S_ISFIFO(os.lstat(dest / "d/fifo").st_mode)
+    assert os.lstat(dest / "d/null").st_rdev == os.makedev(1, 3)
+    s1, s2 = snapshot(str(src)), snapshot(str(dest))
+    for k in ("d", "d/f", "d/hl", "d/fifo", "d/null"):
+        assert s1[k] == s2[k], k
+
+
+def test_devices_fifos_hardlinks(tmp_path):
+    tar = build_tar(
+        entry("dev", "dir"),
+        entry("dev/null", "chr", major=1, minor=3, mode=0o666),
+        entry("dev/loop9", "blk", major=7, minor=9, mode=0o660, gid=6),
+        entry("dev/pipe", "fifo", mode=0o620),
+        entry("f", data=b"shared", mode=0o640, uid=7),
+        entry("dev/hard", "hard", link="f"),
+        entry("g", "hard", link="./f"),
+    )
+    dest = tmp_path / "l"
+    apply_bytes(tar, dest)
+    n = os.lstat(dest / "dev/null")
+    assert stat.S_ISCHR(n.st_mode) and n.st_rdev == os.makedev(1, 3) and stat.S_IMODE(n.st_mode) == 0o666
+    b = os.lstat(dest / "dev/loop9")
+    assert stat.S_ISBLK(b.st_mode) and b.st_rdev == os.makedev(7, 9) and b.st_gid == 6
+    p = os.lstat(dest / "dev/pipe")
+    assert stat.S_ISFIFO(p.st_mode) and stat.S_IMODE(p.st_mode) == 0o620
+    f = os.lstat(dest / "f")
+    assert f.st_nlink == 3 and os.lstat(dest / "dev/hard").st_ino == f.st_ino == os.lstat(dest / "g").st_ino
+    assert (f.st_uid, stat.S_IMODE(f.st_mode)) == (7, 0o640)
+
+
+def test_xattrs_including_binary_values(tmp_path):
+    binary = bytes([0, 255, 128, 10, 200])
+    tar = build_tar(
+        entry("d", "dir", xattrs={"user.dir": b"on-a-dir"}),
+        entry("d/f", data=b"x", xattrs={"user.a": b"1", "user.bin": binary}),
+        entry("d/fifo", "fifo", xattrs={"trusted.mark": b"t"}),
+        entry("d/sneaky", data=b"", xattrs={"trusted.overlay.redirect": b"/etc"}),
+    )
+    dest = tmp_path / "l"
+    apply_bytes(tar, dest)
+    assert os.getxattr(dest / "d", "user.dir") == b"on-a-dir"
+    assert os.getxattr(dest / "d/f", "user.a") == b"1"
+    assert os.getxattr(dest / "d/f", "user.bin") == binary
+    assert os.getxattr(dest / "d/fifo", "trusted.mark", follow_symlinks=False) == b"t"
+    assert os.listxattr(dest / "d/sneaky") == []  # overlay metadata never comes from a layer
+
+
+def test_later_entries_replace_earlier_ones(tmp_path):
+    tar = build_tar(
+        entry("x", data=b"first"),
+        entry("x", data=b"second"),
+        entry("d", "dir"),
+        entry("d/child", data=b"c"),
+        entry("d", data=b"now a file"),  # a file replaces a whole directory
+        entry("e", data=b"file"),
+        entry("e", "dir", mode=0o700),  # and a directory replaces a file
+        entry("e/inner", data=b"i"),
+        entry("y", "dir", mode=0o700),
+        entry("y", "dir", mode=0o750, uid=5),  # an existing directory is kept, its metadata updated
+    )
+    dest = tmp_path / "l"
+    apply_bytes(tar, dest)
+    assert (dest / "x").read_bytes() == b"second"
+    assert (dest / "d").read_bytes() == b"now a file"
+    assert (dest / "e/inner").read_bytes() == b"i"
+    st = os.stat(dest / "y")
+    assert (stat.S_IMODE(st.st_mode), st.st_uid) == (0o750, 5)
+
+
+def test_missing_parents_are_created(tmp_path):
+    dest = tmp_path / "l"
+    apply_bytes(build_tar(entry("a/b/c/file", data=b"deep")), dest)
+    assert (dest / "a/b/c/file").read_bytes() == b"deep"
+    assert stat.S_IMODE(os.stat(dest / "a/b").st_mode) == 0o755
+
+
+def test_empty_layer(tmp_path):
+    r = apply_bytes(b"\0" * 1024, tmp_path / "l")
+    assert r.size == 0 and os.listdir(tmp_path / "l") == []
+
+
+@pytest.mark.parametrize("cut", [700, 1500, 512 + 100])
+def test_truncated_tar_is_rejected_and_dest_removed(tmp_path, cut):
+    tar = build_tar(entry("a", data=b"x" * 1000), entry("b", data=b"y" * 1000))
+    dest = tmp_path / "l"
+    with pytest.raises(InvalidArgument, match="truncated|invalid layer tar"):
+        apply_bytes(tar[:cut], dest)
+    assert not dest.exists()
+
+
+def test_garbage_is_rejected(tmp_path):
+    with pytest.raises(InvalidArgument):
+        apply_bytes(b"\x1f\x8b" + os.urandom(2000), tmp_path / "a")
+    with pytest.raises(InvalidArgument):
+        apply_bytes(os.urandom(2048), tmp_path / "b")
+    tar = build_tar(entry("ok", data=b"1"), entry("next", data=b"2"))
+    bad = tar[:1024] + os.urandom(512) + tar[1536:]  # second header garbled
+    with pytest.raises(InvalidArgument, match="after entry 'ok'"):
+        apply_bytes(bad, tmp_path / "c")
+    assert not any((tmp_path / n).exists() for n in "abc")
+
+
+def test_bad_whiteout_mode(tmp_path):
+    with pytest.raises(InvalidArgument, match="whiteouts"):
+        apply_layer(io.BytesIO(b""), str(tmp_path / "x"), whiteouts="aufs")  # type: ignore[arg-type]
