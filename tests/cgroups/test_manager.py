@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 
 import pytest
@@ -378,10 +379,31 @@ def _block_device() -> tuple[int, int] | None:
     return None
 
 
-def test_block_io(make_manager, waiting):
+@pytest.fixture
+def block_device(tmp_path):
     dev = _block_device()
-    if dev is None:
+    if dev is not None:
+        yield dev
+        return
+    if not os.environ.get("BERTH_EXPECT_CGROUP"):
         pytest.skip("no block device to throttle")
+    # inside test_vm.py's throwaway VM (no disks): a loop device is a real block device to throttle
+    img = tmp_path / "disk.img"
+    img.write_bytes(b"\0" * (1 << 20))
+    subprocess.run(["modprobe", "loop"], capture_output=True, check=False)
+    loop = subprocess.run(["losetup", "-f", "--show", str(img)], capture_output=True, text=True)
+    if loop.returncode != 0:
+        pytest.skip(f"no block device and no loop device: {loop.stderr.strip()}")
+    name = loop.stdout.strip()
+    try:
+        st = os.stat(name)
+        yield os.major(st.st_rdev), os.minor(st.st_rdev)
+    finally:
+        subprocess.run(["losetup", "-d", name], check=False)
+
+
+def test_block_io(make_manager, waiting, block_device):
+    dev = block_device
     m = make_manager()
     w = waiting("sleep 100")
     m.apply(w.pid)
