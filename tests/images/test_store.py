@@ -59,6 +59,8 @@ def test_bad_import_leaves_nothing(store, busybox_tar):
         imp(store, busybox_tar, changes=["RUN rm -rf /"])
     with pytest.raises(InvalidArgument, match="lowercase"):
         imp(store, busybox_tar, ref="BusyBox")
+    with pytest.raises(InvalidArgument):
+        store.import_rootfs_tar(io.BytesIO(b"\x00garbage" * 1000), "bad:1")
     assert store.list_images() == [] and list(store.cs.list()) == [] and store.driver.list() == []
 
 

@@ -146,6 +146,22 @@ class LayerStore:
             self.db.execute("DELETE FROM driver_trash WHERE seq = ?", (row["seq"],))
         return freed
 
+    def drop_unreferenced(self, chains: set[str]) -> int:
+        """Delete those of `chains` that nothing references (a failed operation's new layers)."""
+        protected, _ = leases_mod.protected(self.db)
+        with self.db.tx() as cur:
+            while True:
+                rows = [r for c in chains
+                        if (r := cur.execute("SELECT * FROM layers WHERE chain_id = ?", (c,)).fetchone())
+                        and r["refcount"] <= 0 and ("layer", c) not in protected]
+                if not rows:
+                    break
+                for r in rows:
+                    self._delete_row(cur, r)
+                    if r["parent"]:
+                        cur.execute("UPDATE layers SET refcount = refcount - 1 WHERE chain_id = ?", (r["parent"],))
+        return self.empty_trash()
+
     def gc(self) -> int:
         """Delete unreferenced layer rows, then driver layers that no row, container or live lease
         accounts for (a crashed operation's leftovers). Returns bytes freed."""

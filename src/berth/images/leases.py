@@ -41,6 +41,10 @@ class Lease:
             cur.execute("INSERT OR IGNORE INTO lease_refs(lease_id, kind, key) VALUES (?, ?, ?)",
                         (self.id, kind, key))
 
+    def refs(self) -> set[tuple[str, str]]:
+        return {(r["kind"], r["key"]) for r in self.db.query(
+            "SELECT kind, key FROM lease_refs WHERE lease_id = ?", (self.id,))}
+
     def release(self) -> None:
         with self.db.tx() as cur:
             cur.execute("DELETE FROM leases WHERE id = ?", (self.id,))

@@ -25,7 +25,8 @@ import shutil
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import BinaryIO
 
 from berth.content import ContentStore
@@ -120,6 +121,32 @@ class Store:
 
     def _spool(self, suffix: str = "") -> BinaryIO:
         return tempfile.NamedTemporaryFile(dir=self.tmp, prefix=f"{os.getpid()}-", suffix=suffix)
+
+    @contextmanager
+    def _op(self, op: str) -> Iterator[leases_mod.Lease]:
+        """A lease for one of our operations; if it fails, what it made and nothing else uses goes
+        (bad input leaves nothing behind). A SIGKILL skips this: the next open repairs instead."""
+        le = leases_mod.Lease(self.db, op)
+        try:
+            yield le
+        except BaseException:
+            refs = le.refs()
+            le.release()
+            try:
+                self._undo(refs)
+            except Exception:  # the original error matters more; gc() retries the cleanup
+                pass
+            raise
+        le.release()
+
+    def _undo(self, refs: set[tuple[str, str]]) -> None:
+        self.layers.drop_unreferenced({k for kind, k in refs if kind == "layer"})
+        referenced = {r[0] for r in self.db.query("SELECT digest FROM image_blobs")}
+        referenced |= {r[0] for r in self.db.query("SELECT blob_digest FROM layers WHERE blob_digest IS NOT NULL")}
+        protected, _ = leases_mod.protected(self.db)
+        for kind, d in refs:
+            if kind == "blob" and d not in referenced and (kind, d) not in protected:
+                self.cs.delete(d, missing_ok=True)
 
     # -- reading images ----------------------------------------------------------------------------
     def _row(self, image_id: str):
@@ -356,7 +383,7 @@ class Store:
     def load_archive(self, stream: BinaryIO, name: str | None = None, platform: dict | None = None) -> list[str]:
         """docker-archive or OCI-layout tar (plain or compressed). Returns loaded tags (familiar) or,
         for untagged images, ids. `name` gives a repository to bare OCI ref.name tags."""
-        with leases_mod.lease(self.db, "load") as le:
+        with self._op("load") as le:
             src = TarSource(stream, self.cs, on_blob=lambda d: le.add("blob", d))
             crash.point("load-blobs-written")
             return self._load_source(src, le, name, platform)
@@ -377,7 +404,7 @@ class Store:
                           platform: dict | None = None) -> list[str]:
         """An OCI layout directory, or a tar of one (path or stream)."""
         if isinstance(src, str) and os.path.isdir(src):
-            with leases_mod.lease(self.db, "import-oci") as le:
+            with self._op("import-oci") as le:
                 return self._load_source(DirSource(src, self.cs, on_blob=lambda d: le.add("blob", d)),
                                          le, name, platform)
         if isinstance(src, str):
@@ -395,7 +422,7 @@ class Store:
         cc: dict = {}
         apply_changes(cc, changes)  # bad changes fail before anything is written
         plat = oi.normalize_platform(platform) if platform else oi.host_platform()
-        with leases_mod.lease(self.db, "import") as le:
+        with self._op("import") as le:
             info = self.cs.write(stream)
             le.add("blob", info.digest)
             blob = info.digest
@@ -801,7 +828,7 @@ class Store:
             if k in IMAGE_CONFIG_KEYS and v is not None:
                 cc[k] = copy.deepcopy(v)
         apply_changes(cc, changes)  # validated before anything is written
-        with leases_mod.lease(self.db, "commit") as le:
+        with self._op("commit") as le:
             with self._spool(".tar") as spool:
                 self.driver.diff(row["driver_id"], self._parent_did(row), spool)
                 spool.flush()
