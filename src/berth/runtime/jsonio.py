@@ -1,7 +1,7 @@
 """JSON without the `json` package: it imports `re` and `enum` (6 ms, a fifth of a container start).
 
 The C scanner and string encoder of `_json` do the real work; errors still raise json.JSONDecodeError
-(CPython imports json.decoder lazily, on the error path only).
+(the error path imports json to produce the message).
 """
 
 import _json
@@ -37,6 +37,13 @@ def loads(s: str | bytes):
         obj, end = _scan(s, i)
     except StopIteration as e:
         raise ValueError(f"invalid JSON: expecting value at char {e.value}") from None
+    except SystemError:
+        # The C scanner builds its error from json.decoder, which it finds only if already imported:
+        # let the real json module produce the message (the error path may be slow).
+        import json
+
+        json.loads(s)
+        raise
     finally:
         _Ctx.memo.clear()
     while end < n and s[end] in _WS:
