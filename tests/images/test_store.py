@@ -326,3 +326,25 @@ def test_register_manifest_like_a_pull(store, other_store_factory, busybox_tar):
     assert dst.resolve_image(f"registry.example:5000/bb@{img.manifest_digest}").id == img.id
     with pytest.raises(NotFound, match="not in the store"):
         dst.register_manifest(dst.cs.write(b'{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:' + b"1" * 64 + b'","size":1},"layers":[]}').digest)
+
+
+def test_mount_is_refcounted(tmp_path, busybox_tar):
+    from berth.images import Store
+    store = Store(str(tmp_path / "ov"), driver="overlay")
+    try:
+        imp(store, busybox_tar)
+        store.create_container_fs("m", "busybox")
+        p1 = store.mount_container_fs("m")
+        assert store.mount_container_fs("m") == p1 and os.path.ismount(p1)
+        store.unmount_container_fs("m")
+        assert os.path.ismount(p1) and os.path.exists(os.path.join(p1, "bin", "busybox"))
+        store.unmount_container_fs("m")
+        assert not os.path.ismount(p1)
+        store.mount_container_fs("m")
+        store.remove_container_fs("m")  # unmounts what is still mounted
+        assert not os.path.ismount(p1) and "m" not in store.driver.list()
+        with pytest.raises(NotFound):
+            store.mount_container_fs("m")
+    finally:
+        store.driver.cleanup()
+        store.close()
