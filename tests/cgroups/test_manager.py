@@ -87,6 +87,15 @@ def test_apply_missing_pid_leaves_nothing(make_manager):
     assert not m.exists()
 
 
+def test_set_before_apply(make_manager, waiting):
+    m = make_manager()
+    m.set({"pids": {"limit": 5}})     # creates the cgroup so the limit is there before any process
+    assert m.exists() and read(m, "pids", "pids.max") == "5"
+    w = waiting("sleep 100")
+    m.apply(w.pid)
+    assert m.pids() == [w.pid]
+
+
 def test_destroy_refuses_while_processes_remain(make_manager, waiting):
     m = make_manager()
     w = waiting("sleep 100")

@@ -121,6 +121,8 @@ class V2Manager(Manager):
 
     def set(self, resources: dict) -> None:
         r = resources or {}
+        if not self.exists():
+            self.create()       # limits may be set before the first process is moved in
         self.set_memory(r.get("memory") or {})
         self.set_cpu(r.get("cpu") or {})
         pids = r.get("pids") or {}
