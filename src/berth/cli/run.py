@@ -145,6 +145,18 @@ def _attach(client: Client, cid: str, stdin: bool, stdout: bool, stderr: bool):
     return client.hijack(f"/containers/{cid}/attach", params)
 
 
+def _detach_keys(tty: bool, stdin: bool, keys: str) -> bytes | None:
+    """Detach keys are watched for only when a terminal is attached to a tty container, like docker."""
+    if not (tty and stdin and os.isatty(0)):
+        return None
+    from berth.cli.streams import detach_sequence
+
+    try:
+        return detach_sequence(keys)
+    except ValueError as e:
+        raise CLIError(str(e), 1)
+
+
 def _wait_status(wait_resp) -> int:
     try:
         res = wait_resp.json() or {}
@@ -187,17 +199,22 @@ def cmd_run(client: Client, o: argparse.Namespace) -> int:
     if o.tty:
         resize(client, cid)
     proxy = o.sig_proxy == "true"
+    keys = _detach_keys(o.tty, "stdin" in attach, o.detach_keys)
     with raw_terminal(o.tty and "stdin" in attach):
         assert conn is not None
         try:
-            pump(
+            detached = pump(
                 conn,
                 tty=o.tty,
                 stdin="stdin" in attach,
                 on_signal=_signal_forwarder(client, cid, o.tty, proxy),
+                detach_keys=keys,
             )
         finally:
             conn.close()
+    if detached:
+        wait_resp.close()
+        return 0
     return _wait_status(wait_resp)
 
 
@@ -232,11 +249,16 @@ def cmd_start(client: Client, o: argparse.Namespace) -> int:
 
         if tty:
             resize(client, cid)
+        keys = _detach_keys(tty, stdin, o.detach_keys)
         with raw_terminal(tty and stdin):
             try:
-                pump(conn, tty=tty, stdin=stdin, on_signal=_signal_forwarder(client, cid, tty, not tty))
+                detached = pump(conn, tty=tty, stdin=stdin, on_signal=_signal_forwarder(client, cid, tty, not tty),
+                                detach_keys=keys)
             finally:
                 conn.close()
+        if detached:
+            wait_resp.close()
+            return 0
         return _wait_status(wait_resp)
     failed = []
     for c in o.containers:
@@ -276,11 +298,16 @@ def cmd_attach(client: Client, o: argparse.Namespace) -> int:
 
     if tty and os.isatty(1):
         resize(client, info["Id"])
+    keys = _detach_keys(tty, stdin, o.detach_keys)
     with raw_terminal(tty and stdin):
         try:
-            pump(conn, tty=tty, stdin=stdin, on_signal=_signal_forwarder(client, info["Id"], tty, o.sig_proxy == "true"))
+            detached = pump(conn, tty=tty, stdin=stdin,
+                            on_signal=_signal_forwarder(client, info["Id"], tty, o.sig_proxy == "true"), detach_keys=keys)
         finally:
             conn.close()
+    if detached:
+        wait_resp.close()
+        return 0
     return _wait_status(wait_resp)
 
 
@@ -341,12 +368,15 @@ def cmd_exec(client: Client, o: argparse.Namespace) -> int:
 
     if o.tty:
         resize(client, o.container, exec_id)
+    keys = _detach_keys(o.tty, o.interactive, o.detach_keys)
     with raw_terminal(o.tty and o.interactive):
         try:
-            pump(conn, tty=o.tty, stdin=o.interactive,
-                 on_signal=_signal_forwarder(client, o.container, o.tty, False, exec_id) if o.tty else None)
+            detached = pump(conn, tty=o.tty, stdin=o.interactive, detach_keys=keys,
+                            on_signal=_signal_forwarder(client, o.container, o.tty, False, exec_id) if o.tty else None)
         finally:
             conn.close()
+    if detached:
+        return 0
     info = client.get_json(f"/exec/{exec_id}/json") or {}
     code = info.get("ExitCode")
     return int(code) if code is not None else 0

@@ -78,6 +78,47 @@ def signal_pipe(names: tuple[str, ...]) -> Iterator[tuple[int, list[int]]]:
         os.close(w)
 
 
+def detach_sequence(keys: str) -> bytes:
+    """Docker's --detach-keys syntax ("ctrl-p,ctrl-q", "a,ctrl-@") -> the byte sequence."""
+    out = bytearray()
+    for k in (keys or "ctrl-p,ctrl-q").split(","):
+        k = k.strip()
+        if k.startswith("ctrl-") and len(k) == 6:
+            c = k[5].lower()
+            if "a" <= c <= "z":
+                out.append(ord(c) - ord("a") + 1)
+                continue
+            codes = {"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}
+            if c in codes:
+                out.append(codes[c])
+                continue
+        if len(k) != 1:
+            raise ValueError(f"Invalid detach keys ({keys}) provided")
+        out.append(ord(k))
+    return bytes(out)
+
+
+class _DetachScanner:
+    """Holds back bytes that may start the detach sequence; reports a full match."""
+
+    def __init__(self, seq: bytes) -> None:
+        self.seq = seq
+        self.held = b""
+
+    def feed(self, data: bytes) -> tuple[bytes, bool]:
+        out = bytearray()
+        for ch in data:
+            cand = self.held + bytes([ch])
+            if self.seq.startswith(cand):
+                if cand == self.seq:
+                    return bytes(out), True
+                self.held = cand
+            else:
+                out += cand
+                self.held = b""
+        return bytes(out), False
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -99,8 +140,11 @@ def pump(
     stderr_fd: int = 2,
     stdin_fd: int = 0,
     half_close_without_stdin: bool = True,
-) -> None:
-    """Copy until the daemon closes the connection (the process ended or was detached)."""
+    detach_keys: bytes | None = None,
+) -> bool:
+    """Copy until the daemon closes the connection (the process ended); True if the user detached
+    with the detach keys (only watched for when given, i.e. for a tty on a terminal)."""
+    scanner = _DetachScanner(detach_keys) if detach_keys else None
     demux = None if tty else Demuxer()
     sock_fd = conn.fileno()
     in_open = stdin
@@ -131,6 +175,14 @@ def pump(
                         chunk = os.read(stdin_fd, 32768)
                     except OSError:
                         chunk = b""
+                    if chunk and scanner is not None:
+                        chunk, detached = scanner.feed(chunk)
+                        if detached:
+                            if chunk:
+                                conn.sendall(chunk)
+                            return True
+                        if not chunk:
+                            continue
                     if chunk:
                         try:
                             conn.sendall(chunk)
@@ -146,7 +198,7 @@ def pump(
                 except ConnectionResetError:
                     data = b""
             if not data:
-                break
+                return False
             if demux is None:
                 _write_all(stdout_fd, data)
             else:

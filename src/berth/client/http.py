@@ -247,7 +247,18 @@ class Connection:
             return Response(self, status, parts[2] if len(parts) > 2 else "", headers, method)
 
     def request(self, method, target, headers=None, body=None) -> Response:
-        self.send_request(method, target, headers, body)
+        try:
+            self.send_request(method, target, headers, body)
+        except (BrokenPipeError, ConnectionResetError):
+            # The daemon may answer (an error) and close before reading the whole upload: report its answer.
+            try:
+                r = self.read_response_head(method)
+            except (ProtocolError, OSError):
+                r = None
+            if r is None:
+                raise
+            r._keep = False
+            return r
         return self.read_response_head(method)
 
 

@@ -1,0 +1,345 @@
+"""The berth CLI end to end against a real berthd (see conftest.py): run, exit codes, stdin, tty,
+ps/images tables, inspect, logs, exec, cp, volumes, info, audit, lifecycle, images."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import pty
+import re
+import select
+import struct
+import subprocess
+import tarfile
+import termios
+import time
+
+import pytest
+from tests.cli.conftest import BERTH
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def wait_for(pred, timeout: float = 20.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def running(b, unique_name):
+    """A detached `sleep` container; removed afterwards."""
+    r = b("run", "-d", "--name", unique_name, "busybox", "sleep", "300")
+    assert r.returncode == 0, r.err
+    cid = r.out.strip()
+    assert re.fullmatch(r"[0-9a-f]{64}", cid), r.out
+    yield unique_name
+    b("rm", "-f", unique_name)
+
+
+def test_bootstrap_made_busybox(b, busybox):
+    assert busybox.startswith("sha256:")
+    out = b.ok("images")
+    head, *rows = out.splitlines()
+    assert re.match(r"REPOSITORY\s{3,}TAG\s{3,}IMAGE ID\s{3,}CREATED\s{3,}SIZE$", head)
+    row = next(r for r in rows if r.startswith("busybox "))
+    assert row.split()[1] == "latest" and row.split()[2] == busybox[7:19]
+    assert re.search(r"\d+(\.\d+)?[kM]B$", row)
+    assert b.ok("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}", "busybox") == f"busybox:latest {busybox[7:19]}\n"
+    assert busybox[7:19] in b.ok("images", "-q").split()
+    assert b.ok("image", "inspect", "-f", "{{json .Config.Cmd}}", "busybox") == '["sh"]\n'
+
+
+def test_run_rm_echo(b, unique_name):
+    r = b("run", "--rm", "--name", unique_name, "busybox", "echo", "hello")
+    assert (r.returncode, r.out, r.err) == (0, "hello\n", "")
+    assert b.ok("ps", "-a", "-q", "--filter", f"name={unique_name}") == ""
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "err"),
+    [
+        (["sh", "-c", "exit 3"], 3, ""),
+        (["nonexistent-cmd"], 127, "Error response from daemon"),
+        (["/etc"], 126, "Error response from daemon"),
+    ],
+)
+def test_exit_codes(b, args, code, err):
+    r = b("run", "--rm", "busybox", *args)
+    assert r.returncode == code, r.err
+    assert err in r.err
+
+
+def test_flag_and_daemon_errors_are_125(b, unique_name):
+    assert b("run", "--rm", "--bogus", "busybox", "true").returncode == 125
+    r = b("run", "--rm", f"no-such-image-{unique_name}", "true")
+    assert r.returncode == 125
+    assert f"Unable to find image 'no-such-image-{unique_name}:latest' locally" in r.err
+    assert "Error response from daemon" in r.err
+
+
+def test_stdin_pipe(b):
+    r = b("run", "--rm", "-i", "busybox", "sh", "-c", "cat; echo done", input="line1\nline2\n")
+    assert (r.returncode, r.out) == (0, "line1\nline2\ndone\n")
+
+
+def test_stdout_stderr_split(b):
+    r = b("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2")
+    assert (r.out, r.err) == ("out\n", "err\n")
+
+
+def test_tty_through_a_pty(b, busybox):
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
+    p = subprocess.Popen([BERTH, "run", "--rm", "-it", "busybox", "sh", "-c", "tty; stty size; read x; echo got-$x"],
+                         stdin=slave, stdout=slave, stderr=slave, env=b.env, start_new_session=True)
+    os.close(slave)
+    out = b""
+    sent = False
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([master], [], [], 0.5)
+            if not sent and b"33 111" in out:
+                os.write(master, b"pty-ok\r")
+                sent = True
+            if master in r:
+                try:
+                    data = os.read(master, 4096)
+                except OSError:
+                    break
+                if not data:
+                    break
+                out += data
+            elif p.poll() is not None:
+                break
+        assert p.wait(10) == 0, out
+    finally:
+        if p.poll() is None:
+            p.kill()
+        os.close(master)
+    assert b"/dev/pts/" in out
+    assert b"33 111\r\n" in out
+    assert b"got-pty-ok" in out
+
+
+def test_ps_tables_and_formats(b, running):
+    out = b.ok("ps")
+    head = out.splitlines()[0]
+    assert re.match(r"CONTAINER ID\s{3}IMAGE\s+COMMAND\s+CREATED\s+STATUS\s+PORTS\s+NAMES$", head)
+    line = next(ln for ln in out.splitlines() if ln.endswith(running))
+    assert '"sleep 300"' in line and "busybox" in line and re.search(r"Up (Less than a second|\d+ seconds?|About a minute)", line)
+    assert b.ok("ps", "--filter", f"name={running}", "--format", "{{.Names}} {{.State}} {{.Image}}") == f"{running} running busybox\n"
+    full = b.ok("ps", "-q", "--no-trunc", "--filter", f"name={running}").strip()
+    assert len(full) == 64 and b.ok("ps", "-q", "--filter", f"name={running}").strip() == full[:12]
+    j = json.loads(b.ok("ps", "--filter", f"name={running}", "--format", "json"))
+    assert j["Names"] == running and j["Command"] == '"sleep 300"' and j["State"] == "running"
+    t = b.ok("ps", "--filter", f"name={running}", "--format", "table {{.ID}}\\t{{.Names}}")
+    assert t.splitlines() == ["CONTAINER ID   NAMES", f"{full[:12]}   {running}"]
+
+
+def test_inspect(b, running):
+    assert b.ok("inspect", "-f", "{{.State.Status}} {{.Name}} {{.Config.Image}}", running) == f"running /{running} busybox\n"
+    data = json.loads(b.ok("inspect", running))
+    assert isinstance(data, list) and data[0]["Name"] == f"/{running}" and data[0]["State"]["Running"] is True
+    assert b.ok("container", "inspect", "--format", "{{json .Config.Cmd}}", running) == '["sleep","300"]\n'
+    r = b("inspect", f"{running}-nope")
+    assert r.returncode == 1 and r.err.strip() == f"Error: No such object: {running}-nope" and r.out == "[]\n"
+
+
+def test_logs(b, unique_name):
+    b.ok("run", "--name", unique_name, "busybox", "sh", "-c", "echo one; echo two >&2; echo three")
+    try:
+        r = b("logs", unique_name)
+        assert (r.returncode, r.out, r.err) == (0, "one\nthree\n", "two\n")
+        assert b.ok("logs", "--tail", "1", unique_name) == "three\n"
+        ts = b.ok("logs", "-t", unique_name).splitlines()
+        assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z one$", ts[0])
+        assert b.ok("logs", "-f", unique_name) == "one\nthree\n"  # stopped: -f returns at once
+    finally:
+        b("rm", "-f", unique_name)
+
+
+def test_exec(b, running):
+    assert b.ok("exec", running, "echo", "hi") == "hi\n"
+    assert b("exec", running, "sh", "-c", "exit 5").returncode == 5
+    assert b.ok("exec", "-i", running, "cat", input="via stdin\n") == "via stdin\n"
+    assert b.ok("exec", "-e", "A=1", "-w", "/tmp", running, "sh", "-c", "echo $A $(pwd)") == "1 /tmp\n"
+    assert b.ok("exec", "-u", "65534", running, "id", "-u") == "65534\n"
+    assert b.ok("exec", "-d", running, "touch", "/tmp/detached") == ""
+    wait_for(lambda: b("exec", running, "test", "-e", "/tmp/detached").returncode == 0, what="exec -d")
+    assert b("exec", running, "nonexistent-cmd").returncode in (126, 127)
+
+
+def test_cp_round_trip(b, running, tmp_path):
+    src = tmp_path / "up.txt"
+    src.write_bytes(b"payload \x00\xff\n" * 1000)
+    os.chmod(src, 0o640)
+    b.ok("cp", str(src), f"{running}:/tmp/")
+    assert b.ok("exec", running, "md5sum", "/tmp/up.txt").split()[0] == __import__("hashlib").md5(src.read_bytes()).hexdigest()
+    b.ok("cp", f"{running}:/tmp/up.txt", str(tmp_path / "down.txt"))
+    assert (tmp_path / "down.txt").read_bytes() == src.read_bytes()
+    assert os.stat(tmp_path / "down.txt").st_mode & 0o777 == 0o640
+    d = tmp_path / "tree"
+    (d / "sub").mkdir(parents=True)
+    (d / "sub" / "f").write_text("deep\n")
+    b.ok("cp", str(d), f"{running}:/tmp/tree2")
+    assert b.ok("exec", running, "cat", "/tmp/tree2/sub/f") == "deep\n"
+    out = tmp_path / "back"
+    out.mkdir()
+    b.ok("cp", f"{running}:/tmp/tree2", str(out))
+    assert (out / "tree2" / "sub" / "f").read_text() == "deep\n"
+    r = b("cp", f"{running}:/nonexistent", str(tmp_path / "x"))
+    assert r.returncode == 1 and "Error response from daemon" in r.err
+
+
+def test_volume_commands(b, unique_name):
+    assert b.ok("volume", "create", unique_name) == f"{unique_name}\n"
+    try:
+        assert unique_name in b.ok("volume", "ls", "-q").split()
+        ls = b.ok("volume", "ls", "--filter", f"name={unique_name}")
+        assert ls.splitlines()[0].split() == ["DRIVER", "VOLUME", "NAME"]
+        assert ls.splitlines()[1].split() == ["local", unique_name]
+        assert b.ok("volume", "inspect", "-f", "{{.Name}} {{.Driver}}", unique_name) == f"{unique_name} local\n"
+        b.ok("run", "--rm", "-v", f"{unique_name}:/data", "busybox", "sh", "-c", "echo kept > /data/f")
+        assert b.ok("run", "--rm", "--mount", f"type=volume,source={unique_name},target=/d,readonly",
+                    "busybox", "cat", "/d/f") == "kept\n"
+    finally:
+        assert b.ok("volume", "rm", unique_name) == f"{unique_name}\n"
+    assert unique_name not in b.ok("volume", "ls", "-q").split()
+    r = b("volume", "inspect", unique_name)
+    assert r.returncode == 1
+
+
+def test_info_and_version(b):
+    out = b.ok("info")
+    for key in ("Containers:", "Images:", "Storage Driver:", "Cgroup Version:", "Kernel Version:"):
+        assert key in out
+    assert b.ok("info", "-f", "{{.OSType}}") == "linux\n"
+    v = b.ok("version")
+    assert "Client:" in v and "Server:" in v and "API version:       1.41" in v
+
+
+def test_audit_shows_the_callers_uid_and_pid(b, unique_name):
+    p = subprocess.Popen([BERTH, "create", "--name", unique_name, "busybox", "true"], env=b.env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    try:
+        recs = [json.loads(line) for line in b.ok("audit", "--format", "json", "--uid", str(os.getuid())).splitlines()]
+        mine = [r for r in recs if r.get("pid") == p.pid and "/containers/create" in r.get("path", "")]
+        assert mine, recs[-5:]
+        assert mine[0]["uid"] == os.getuid() and mine[0]["status"] == 201
+        table = b.ok("audit", "--since", "5m")
+        assert table.splitlines()[0].split()[:4] == ["TIME", "UID", "PID", "METHOD"]
+        assert str(p.pid) in table
+    finally:
+        b("rm", "-f", unique_name)
+
+
+def test_lifecycle(b, unique_name):
+    new = unique_name + "-b"
+    b.ok("create", "--name", unique_name, "busybox", "sleep", "300")
+    try:
+        assert b.ok("ps", "-a", "--filter", f"name={unique_name}", "--format", "{{.State}}") == "created\n"
+        assert b.ok("start", unique_name) == f"{unique_name}\n"
+        assert b.ok("pause", unique_name) == f"{unique_name}\n"
+        assert b.ok("inspect", "-f", "{{.State.Status}}", unique_name) == "paused\n"
+        assert b.ok("unpause", unique_name) == f"{unique_name}\n"
+        b.ok("rename", unique_name, new)
+        assert b.ok("inspect", "-f", "{{.Name}}", new) == f"/{new}\n"
+        r = b("rm", new)
+        assert r.returncode == 1 and "Error response from daemon" in r.err
+        assert b.ok("kill", "-s", "KILL", new) == f"{new}\n"
+        assert b.ok("wait", new) == "137\n"
+        assert re.match(r"Exited \(137\) ", b.ok("ps", "-a", "--filter", f"name={new}", "--format", "{{.Status}}"))
+        assert b.ok("rm", new) == f"{new}\n"
+    finally:
+        b("rm", "-f", unique_name, new)
+
+
+def test_diff_commit_export_history(b, running, unique_name, tmp_path):
+    b.ok("exec", running, "sh", "-c", "echo new > /newfile")
+    assert "A /newfile" in b.ok("diff", running).splitlines()
+    ref = f"{unique_name}:v1"
+    img = b.ok("commit", "-m", "msg", "-a", "me", "-c", "ENV X=1", running, ref).strip()
+    try:
+        assert img.startswith("sha256:")
+        assert b.ok("image", "inspect", "-f", "{{.Comment}} {{.Author}}", ref) == "msg me\n"
+        assert "X=1" in b.ok("image", "inspect", "-f", "{{join .Config.Env \",\"}}", ref)
+        assert b.ok("run", "--rm", ref, "cat", "/newfile") == "new\n"
+        hist = b.ok("history", ref).splitlines()
+        assert hist[0].split()[:2] == ["IMAGE", "CREATED"] and len(hist) >= 3
+        out = tmp_path / "fs.tar"
+        b.ok("export", "-o", str(out), running)
+        with tarfile.open(out) as tf:
+            names = {n.lstrip("./") for n in tf.getnames()}
+        assert "newfile" in names and "bin/busybox" in names
+    finally:
+        b("rmi", "-f", ref)
+
+
+def test_tag_save_load_rmi(b, unique_name, tmp_path):
+    ref = f"{unique_name}:t1"
+    b.ok("tag", "busybox", ref)
+    assert b.ok("images", "--format", "{{.Repository}}:{{.Tag}}", unique_name) == f"{ref}\n"
+    archive = tmp_path / "img.tar"
+    b.ok("save", "-o", str(archive), ref)
+    assert tarfile.is_tarfile(archive)
+    assert b.ok("rmi", ref) == f"Untagged: {ref}\n"
+    r = b("load", "-i", str(archive))
+    assert r.returncode == 0 and ref in r.out
+    assert b.ok("images", "-q", ref)
+    b.ok("rmi", ref)
+    r = b("rmi", ref)
+    assert r.returncode == 1 and "Error response from daemon" in r.err
+
+
+def test_import_and_system_df(b, unique_name, tmp_path):
+    t = tmp_path / "r.tar"
+    src = tmp_path / "rootfs"
+    src.mkdir()
+    (src / "hello").write_text("hi\n")
+    with tarfile.open(t, "w") as tf:
+        tf.add(src / "hello", arcname="hello")
+    ref = f"{unique_name}:imp"
+    img = b.ok("import", "-c", 'CMD ["/hello"]', "-m", "imported", str(t), ref).strip()
+    try:
+        assert img.startswith("sha256:")
+        assert b.ok("image", "inspect", "-f", "{{json .Config.Cmd}}", ref) == '["/hello"]\n'
+        df = b.ok("system", "df").splitlines()
+        assert df[0].split() == ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
+        assert [ln.split()[0] for ln in df[1:]] == ["Images", "Containers", "Local", "Build"]
+        assert "Images space usage:" in b.ok("system", "df", "-v")
+    finally:
+        b("rmi", "-f", ref)
+
+
+def test_events_since_until(b, unique_name):
+    start = int(time.time()) - 1
+    b.ok("volume", "create", unique_name)
+    b.ok("volume", "rm", unique_name)
+    out = b.ok("events", "--since", str(start), "--until", str(int(time.time()) + 1), "--filter", "type=volume",
+               "--format", "{{.Type}} {{.Action}} {{.Actor.ID}}")
+    assert f"volume create {unique_name}" in out.splitlines()
+    assert f"volume destroy {unique_name}" in out.splitlines()
+
+
+def test_top_stats_port(b, running):
+    top = b.ok("top", running)
+    assert top.splitlines()[0].split()[0] in ("UID", "PID") and "sleep 300" in top
+    st = b.ok("stats", "--no-stream", running)
+    assert st.splitlines()[0].split()[:3] == ["CONTAINER", "ID", "NAME"] and running in st
+    r = b("port", running, "80")
+    assert r.returncode == 1 and "No public port '80/tcp' published" in r.err
+
+
+def test_publish_is_sent_and_refused_clearly(b):
+    r = b("run", "--rm", "-p", "8080:80", "busybox", "true")
+    assert r.returncode == 125
+    assert "Error response from daemon" in r.err and "port" in r.err.lower()
