@@ -111,7 +111,7 @@ def test_body_until_close_and_no_reuse(fake, sock_path):
         c.sock.shutdown(2)
         c.hijacked = True  # stop serving this connection
 
-    d = fake(h)
+    fake(h)
     cl = Client(sock_path)
     r = cl.request("GET", "/containers/x/export")
     assert r.read() == b"z" * 100000
