@@ -12,6 +12,8 @@ import pytest
 
 from berth.images import Store
 
+from .conftest import open_store
+
 SCRIPT = r"""
 import io, sys
 from berth.images import Store
@@ -98,7 +100,7 @@ def test_kill_after_load_tx_keeps_first_image(tmp_path, archive):
 @pytest.mark.parametrize("point", ["commit-diffed", "commit-blob-written", "layer-applied", "commit-config-written"])
 def test_kill_mid_commit(tmp_path, busybox_tar, driver, point):
     root = str(tmp_path / "store")
-    s = Store(root, driver=driver)
+    s = open_store(root, driver)
     base = s.import_rootfs_tar(io.BytesIO(busybox_tar), "busybox:latest")
     s.create_container_fs("c", base.id)
     with open(os.path.join(s.mount_container_fs("c"), "new"), "w") as f:
@@ -171,7 +173,7 @@ def test_live_lease_protects_from_gc(store, busybox_tar):
 
 def test_kill_mid_create_container_fs(tmp_path, busybox_tar):
     root = str(tmp_path / "store")
-    s = Store(root, driver="overlay")
+    s = open_store(root, "overlay")
     img = s.import_rootfs_tar(io.BytesIO(busybox_tar), "busybox:latest")
     s.close()
     run_killed("container-fs-created", "ctr", root, "c1")

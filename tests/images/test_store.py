@@ -11,7 +11,7 @@ import pytest
 from berth.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from berth.oci import image as oi
 
-from .conftest import tar_of_files
+from .conftest import open_store, tar_of_files
 
 
 def imp(store, busybox_tar, ref="busybox:latest", **kw):
@@ -329,8 +329,7 @@ def test_register_manifest_like_a_pull(store, other_store_factory, busybox_tar):
 
 
 def test_mount_is_refcounted(tmp_path, busybox_tar):
-    from berth.images import Store
-    store = Store(str(tmp_path / "ov"), driver="overlay")
+    store = open_store(str(tmp_path / "ov"), "overlay")
     try:
         imp(store, busybox_tar)
         store.create_container_fs("m", "busybox")
