@@ -10,8 +10,6 @@ import base64
 import ctypes
 import errno
 import gzip
-import hashlib
-import io
 import lzma
 import os
 import stat
@@ -26,6 +24,7 @@ import zstandard
 from berth.errors import InvalidArgument, SystemError_, Unsupported
 from berth.layers.compression import decompress
 from berth.layers.paths import DirTree, remove_tree, split_entry
+from berth.layers.tarread import Reader, Source
 
 WH_PREFIX = ".wh."
 WH_META_PREFIX = ".wh..wh."
@@ -54,63 +53,6 @@ class Applied:
     size: int          # bytes of file content in the layer (docker's layer "Size")
     tar_size: int = 0  # bytes of the uncompressed tar
     compression: str = "none"
-
-
-class _Forward(io.RawIOBase):
-    """The uncompressed tar as a forward-only 'seekable' file for tarfile, hashing every byte once."""
-
-    def __init__(self, raw: BinaryIO) -> None:
-        super().__init__()
-        self._raw = raw
-        self.h = hashlib.sha256()
-        self.pos = 0
-        self.last_block_at = -1
-        self.last_block = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self.pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        if whence == io.SEEK_CUR:
-            offset += self.pos
-        elif whence != io.SEEK_SET:
-            raise io.UnsupportedOperation("layer streams only seek forward")
-        if offset < self.pos:
-            raise io.UnsupportedOperation(f"layer stream cannot seek back from {self.pos} to {offset}")
-        left = offset - self.pos
-        while left:
-            chunk = self.read(min(left, _BUF))
-            if not chunk:
-                break
-            left -= len(chunk)
-        return self.pos
-
-    def readinto(self, b) -> int:
-        n = self._raw.readinto(b)
-        if n:
-            self.h.update(memoryview(b)[:n])
-            self.pos += n
-        return n
-
-    def read(self, size: int = -1) -> bytes:
-        at = self.pos
-        data = self._raw.read() if size is None or size < 0 else self._raw.read(size)
-        if data:
-            self.h.update(data)
-            self.pos += len(data)
-        if size == tarfile.BLOCKSIZE:
-            self.last_block_at, self.last_block = at, data
-        return data
-
-    def drain(self) -> None:
-        while self.read(_BUF):
-            pass
 
 
 def _xattrs(m: tarfile.TarInfo) -> list[tuple[str, bytes]]:
@@ -157,10 +99,9 @@ class _Applier:
     size: int = 0
     unpacked: set[tuple[str, ...]] = field(default_factory=set)
     dir_times: dict[tuple[str, ...], tuple[int, int]] = field(default_factory=dict)
-    buf: bytearray = field(default_factory=lambda: bytearray(_BUF))
 
     # -- per entry ---------------------------------------------------------------------------------
-    def entry(self, tf: tarfile.TarFile, src: _Forward, m: tarfile.TarInfo) -> None:
+    def entry(self, rd: Reader, m: tarfile.TarInfo) -> None:
         name = m.name
         comps = split_entry(name)
         if any(c.startswith(WH_META_PREFIX) for c in comps[:-1]):
@@ -180,7 +121,7 @@ class _Applier:
                 self.unpacked.add(comps[:i])
         pfd = self.tree.dir_fd(comps[:-1], name)
         if m.isreg():
-            self._file(tf, src, m, pfd, comps)
+            self._file(rd, m, pfd, comps)
         elif m.isdir():
             self._dir(m, pfd, comps)
         elif m.issym():
@@ -207,8 +148,7 @@ class _Applier:
             self.tree.remove(pfd, comps)
             make()
 
-    def _file(self, tf: tarfile.TarFile, src: _Forward, m: tarfile.TarInfo, pfd: int,
-              comps: tuple[str, ...]) -> None:
+    def _file(self, rd: Reader, m: tarfile.TarInfo, pfd: int, comps: tuple[str, ...]) -> None:
         base = comps[-1]
         try:
             fd = os.open(base, _FILE_FLAGS, 0o600, dir_fd=pfd)
@@ -216,22 +156,8 @@ class _Applier:
             self.tree.remove(pfd, comps)
             fd = os.open(base, _FILE_FLAGS, 0o600, dir_fd=pfd)
         try:
-            if m.issparse():
-                f = tf.extractfile(m)
-                assert f is not None
-                while chunk := f.read(_BUF):
-                    os.write(fd, chunk)
-            else:
-                left = m.size
-                mv = memoryview(self.buf)
-                while left:
-                    n = src.readinto(mv[: min(left, _BUF)])
-                    if not n:
-                        raise InvalidArgument(f"layer entry {m.name!r}: tar truncated inside the file data")
-                    left -= n
-                    off = 0
-                    while off < n:
-                        off += os.write(fd, mv[off:n])
+            if m.size:
+                rd.copy_data(fd, m)
             self.size += m.size
             self._meta_fd(fd, m, m.name)
             os.utime(fd, ns=_times_ns(m))
@@ -374,37 +300,33 @@ def apply_layer(
         created = True
     try:
         raw, kind = decompress(stream)
-        src = _Forward(raw)
-        with DirTree(dest) as tree:
-            ap = _Applier(tree, whiteouts)
-            m = None
-            last = ""
-            try:
-                tf = tarfile.open(fileobj=src, mode="r:", encoding="utf-8")  # noqa: SIM115
-                while (m := tf.next()) is not None:
-                    tree.release()
-                    last = m.name
-                    try:
-                        ap.entry(tf, src, m)
-                    except (InvalidArgument, Unsupported, SystemError_):
-                        raise
-                    except OSError as e:
-                        if isinstance(e, _STREAM_ERRORS):
+        src = Source(raw)
+        try:
+            with DirTree(dest) as tree:
+                ap = _Applier(tree, whiteouts)
+                rd = Reader(src)
+                m = None
+                try:
+                    for m in rd:
+                        tree.release()
+                        try:
+                            ap.entry(rd, m)
+                        except (InvalidArgument, Unsupported, SystemError_):
                             raise
-                        raise SystemError_(f"layer entry {m.name!r}: {e.strerror or e}")
-                # tarfile quietly stops at a short or garbled header; a layer must end with a zero
-                # block or (like Go's archive/tar accepts) exactly at a header boundary
-                block = src.last_block if src.last_block_at == tf.offset else None
-                if block is None or (block and block.count(0) != tarfile.BLOCKSIZE):
-                    raise InvalidArgument(f"layer tar is truncated or corrupt after entry {last!r}")
-                src.drain()
-            except _STREAM_ERRORS as e:
-                where = f" near entry {m.name!r}" if m is not None else ""
-                raise InvalidArgument(f"invalid layer tar{where}: {e}")
-            ap.finish()
-            if sync:
-                _syncfs(tree.root_fd)
-        return Applied(f"sha256:{src.h.hexdigest()}", ap.size, src.pos, kind)
+                        except OSError as e:
+                            if isinstance(e, _STREAM_ERRORS):
+                                raise
+                            raise SystemError_(f"layer entry {m.name!r}: {e.strerror or e}")
+                    src.drain()
+                except _STREAM_ERRORS as e:
+                    where = f" near entry {m.name!r}" if m is not None else ""
+                    raise InvalidArgument(f"invalid layer{where}: {e}")
+                ap.finish()
+                if sync:
+                    _syncfs(tree.root_fd)
+        finally:
+            src.close()
+        return Applied(f"sha256:{src.h.hexdigest()}", ap.size, src.total, kind)
     except BaseException:
         if created:
             remove_tree(dest)

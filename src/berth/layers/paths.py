@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import resource
 import shutil
 import stat
 
@@ -36,7 +37,9 @@ def split_entry(name: str, what: str = "entry") -> tuple[str, ...]:
 class DirTree:
     """Directory fds below root, cached by relative path; never follows a symlink."""
 
-    MAX_CACHED = 256
+    # Layers list a directory's entries together, so a modest FIFO cache hits nearly always; stay
+    # well below the open-files limit.
+    MAX_CACHED = max(16, min(1024, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 8))
 
     def __init__(self, root: str) -> None:
         self.root_fd = os.open(root, _DIR_FLAGS)
@@ -101,8 +104,10 @@ class DirTree:
             raise InvalidArgument(f"layer entry {entry!r}: {where!r} is not a directory")
 
     def _evict(self) -> None:
-        for k in [k for k in self._cache if k]:
-            self._stale.append(self._cache.pop(k))
+        for k in list(self._cache)[:2]:  # the oldest entry other than the root
+            if k:
+                self._stale.append(self._cache.pop(k))
+                return
 
     def forget(self, comps: tuple[str, ...]) -> None:
         """Drop cached fds at and below comps (after removing or replacing that path)."""
