@@ -193,3 +193,24 @@ def ioctl_int(fd: int, request: int, arg: int = 0) -> int:
 def ioctl_val(fd: int, request: int, arg: int = 0) -> None:
     if _libc.ioctl(fd, ctypes.c_ulong(request), ctypes.c_ulong(arg)) < 0:
         raise _fail(f"ioctl {request:#x}")
+
+
+class _Rlimit(ctypes.Structure):
+    _fields_ = [("cur", ctypes.c_uint64), ("max", ctypes.c_uint64)]
+
+
+_RLIM_INFINITY = 0xFFFFFFFFFFFFFFFF
+
+
+def setrlimit(resource: int, soft: int, hard: int) -> None:
+    """setrlimit via prlimit(0, ...): no `resource` module (a shared library to load on every start)."""
+    new = _Rlimit(min(soft, _RLIM_INFINITY), min(hard, _RLIM_INFINITY))
+    if _libc.prlimit(0, resource, ctypes.byref(new), None) != 0:
+        raise _fail(f"setrlimit {resource}")
+
+
+def getrlimit(resource: int) -> tuple[int, int]:
+    old = _Rlimit()
+    if _libc.prlimit(0, resource, None, ctypes.byref(old)) != 0:
+        raise _fail(f"getrlimit {resource}")
+    return old.cur, old.max

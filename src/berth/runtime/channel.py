@@ -1,11 +1,12 @@
 """Typed messages between the runtime and the container's init over a SOCK_SEQPACKET socketpair.
 
 One datagram = one JSON object {"type": ..., ...}; an fd can ride along (SCM_RIGHTS) for the console.
+(No `array` module: importing it pulls in collections.abc.)
 Errors travel as {"type": "error", "msg": ...}; EOF means the peer exited (or execve'd: CLOEXEC).
 """
 
 import _socket
-import array
+import sys
 
 from berth.runtime import jsonio
 
@@ -34,7 +35,7 @@ class Channel:
         if fd is None:
             self.sock.send(data)
         else:
-            self.sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", [fd]).tobytes())])
+            self.sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))])
 
     def recv(self, with_fd: bool = False) -> "tuple[dict | None, int | None]":
         """Next message (None at EOF) and the fd it carried, if any."""
@@ -43,7 +44,7 @@ class Channel:
             fd = None
             for level, typ, cdata in anc:
                 if level == _socket.SOL_SOCKET and typ == _socket.SCM_RIGHTS:
-                    fd = array.array("i", cdata[:4])[0]
+                    fd = int.from_bytes(cdata[:4], sys.byteorder)
         else:
             data = self.sock.recv(_MAX)
             fd = None

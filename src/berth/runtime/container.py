@@ -155,7 +155,7 @@ def create(cid: str, o: Options, foreground_tty: bool = False) -> Created:
         tty.check_socket(o.console_socket)
     bpf, sflags = _compile_seccomp(cfg)
     linux = cfg.get("linux") or {}
-    mgr = cgroup.manager(linux.get("cgroupsPath"), cid)
+    mgr = None
     cdir = state.make_dir(o.root, cid)
     fifo = os.path.join(cdir, "exec.fifo")
     pid = 0
@@ -173,10 +173,15 @@ def create(cid: str, o: Options, foreground_tty: bool = False) -> Created:
         st = {
             "id": cid, "pid": pid, "start_time": started, "bundle": bundle, "rootfs": rootfs,
             "created": state.rfc3339_now(), "ociVersion": cfg.get("ociVersion"),
-            "annotations": cfg.get("annotations") or {}, "config": cfg,
-            "cgroups_path": mgr.path if mgr is not None else None,
+            "annotations": cfg.get("annotations") or {}, "config": cfg, "cgroups_path": None,
         }
+        hstate = state.hook_state(st, "creating")
+        # init sets up namespaces and mounts while we put it in its cgroup (a cgroup migration waits for an
+        # RCU grace period: ~10 ms); it waits for "joined" before it needs the cgroup.
+        chan.send("go", state=hstate)
+        mgr = cgroup.manager(linux.get("cgroupsPath"), cid)
         if mgr is not None:
+            st["cgroups_path"] = mgr.path
             mgr.apply(pid)
             if linux.get("resources"):
                 mgr.set(_with_default_devices(linux["resources"], linux.get("devices") or []))
@@ -187,8 +192,7 @@ def create(cid: str, o: Options, foreground_tty: bool = False) -> Created:
             except OSError as e:
                 raise InvalidArgument(f"config.json: process.oomScoreAdj {proc['oomScoreAdj']}: {e.strerror} "
                                       "(lowering it needs CAP_SYS_RESOURCE)") from None
-        hstate = state.hook_state(st, "creating")
-        chan.send("go", state=hstate)
+        chan.send("joined")
         master = None
         while True:
             msg, fd = chan.recv(with_fd=True)

@@ -30,7 +30,6 @@ class Context:
         self.bpf: bytes | None = None
         self.seccomp_flags: list[str] = []
         self.is_exec = False
-        self.cgroups = ""                     # /proc/self/cgroup of init before its cgroup namespace
         self.__dict__.update(kw)
 
     @property

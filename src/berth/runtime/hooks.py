@@ -1,8 +1,8 @@
 """OCI hooks: run with the container state on stdin, a timeout, and their output kept for the error."""
 
+import _signal as signal  # C module: `signal` imports enum
 import os
 import select
-import signal
 import time
 
 from berth.errors import BerthError

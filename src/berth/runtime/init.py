@@ -5,7 +5,6 @@ Neither ever returns: each ends in execve or os._exit. Failures go back to the r
 """
 
 import os
-import resource
 
 from berth.linux import caps as C
 from berth.linux import libc as L
@@ -50,12 +49,22 @@ def _init_setup(ctx: Context, chan: Channel, state: dict) -> None:
             L.setns(fd, NS_FLAGS[t], f"{t} namespace {path}")
         finally:
             os.close(fd)
-    # The container's cgroup paths as the host sees them (a cgroup namespace would show "/").
-    with open("/proc/self/cgroup") as f:
-        ctx.cgroups = f.read()
+    joined = []
+
+    def cgroups() -> str:
+        """Wait until the runtime has put us in our cgroup; -> /proc/self/cgroup as the host sees it.
+        Only then is the cgroup namespace created (a cgroup namespace would show "/")."""
+        if not joined:
+            chan.expect("joined")
+            with open("/proc/self/cgroup") as f:
+                joined.append(f.read())
+            if "cgroup" in ctx.new_ns:
+                L.unshare(L.CLONE_NEWCGROUP)
+        return joined[0]
+
     flags = 0
     for t in ctx.new_ns:
-        if t not in ("pid", "time", "user"):
+        if t not in ("pid", "time", "user", "cgroup"):
             flags |= NS_FLAGS[t]
     if flags:
         L.unshare(flags)
@@ -69,12 +78,13 @@ def _init_setup(ctx: Context, chan: Channel, state: dict) -> None:
     if own_mnt:
         from berth.runtime.rootfs import Rootfs
 
-        root = Rootfs(ctx.rootfs, ctx.bundle, ctx.userns, ctx.cgroups)
+        root = Rootfs(ctx.rootfs, ctx.bundle, ctx.userns, cgroups)
         root.prepare(linux.get("rootfsPropagation"))
         root.mount_all(cfg.get("mounts") or [])
         if not root.dev_bound:
             devices.create_all(ctx.rootfs, linux.get("devices") or [], ctx.userns)
             devices.symlinks(ctx.rootfs)
+    cgroups()  # from here on, resources are limited and accounted
     hk = cfg.get("hooks") or {}
     if hk.get("prestart") or hk.get("createRuntime"):
         chan.send("hooks")
@@ -168,12 +178,11 @@ def _prepare_process(ctx: Context, p: dict) -> tuple[str, dict, int | None]:
     """rlimits, executable lookup, cwd, no_new_privs, user and capabilities: everything that can fail."""
     for i, r in enumerate(p.get("rlimits") or ()):
         try:
-            resource.setrlimit(RLIMITS[r["type"]], (r["soft"], r["hard"]))
-        except (OSError, ValueError) as e:
-            cur = resource.getrlimit(RLIMITS[r["type"]])
-            raise OSError(getattr(e, "errno", 1) or 1,
-                          f"process.rlimits[{i}] ({r['type']} soft={r['soft']} hard={r['hard']}): "
-                          f"cannot set: {getattr(e, 'strerror', None) or e} (current hard limit {cur[1]}, "
+            L.setrlimit(RLIMITS[r["type"]], r["soft"], r["hard"])
+        except OSError as e:
+            cur = L.getrlimit(RLIMITS[r["type"]])
+            raise OSError(e.errno, f"process.rlimits[{i}] ({r['type']} soft={r['soft']} hard={r['hard']}): "
+                          f"cannot set: {os.strerror(e.errno)} (current hard limit {cur[1]}; "
                           "raising it needs CAP_SYS_RESOURCE)") from None
     env = {}
     for e in p.get("env") or ():

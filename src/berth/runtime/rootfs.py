@@ -30,8 +30,8 @@ def _mountinfo() -> list[list[str]]:
 
 
 class Rootfs:
-    def __init__(self, rootfs: str, bundle: str, userns: bool, cgroups: str = ""):
-        self.cgroups = cgroups
+    def __init__(self, rootfs: str, bundle: str, userns: bool, cgroups=None):
+        self.cgroups = cgroups  # callable -> /proc/self/cgroup text of the container (once it has joined)
         self.root = rootfs
         self.bundle = bundle
         self.userns = userns
@@ -160,7 +160,12 @@ class Rootfs:
         cg_root = next((f for f in infos if f[4] == "/sys/fs/cgroup"), None)
         ro = flags & L.MS_RDONLY
         base = flags & (L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
-        lines = [ln.split(":", 2) for ln in self.cgroups.splitlines() if ln]
+        if self.cgroups is not None:
+            text = self.cgroups()
+        else:
+            with open("/proc/self/cgroup") as f:
+                text = f.read()
+        lines = [ln.split(":", 2) for ln in text.splitlines() if ln]
         if cg_root is not None and cg_root[cg_root.index("-") + 1] == "cgroup2":
             path = next(p for h, c, p in lines if h == "0")
             fd, target = self._target(dest, True)

@@ -47,12 +47,12 @@ def make_controlling(slave: int) -> None:
 def send_to_socket(path: str, master: int) -> None:
     """Connect to the caller's console socket and pass the pty master (runc's --console-socket)."""
     import _socket
-    import array
+    import sys
 
     s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         s.connect(path)
-        s.sendmsg([b"/dev/ptmx"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", [master]).tobytes())])
+        s.sendmsg([b"/dev/ptmx"], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, master.to_bytes(4, sys.byteorder))])
     finally:
         s.close()
 
