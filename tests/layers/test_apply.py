@@ -2,6 +2,7 @@ import io
 import os
 import stat
 import subprocess
+import tarfile
 
 import pytest
 from layer_helpers import T0, build_tar, entry, snapshot
@@ -173,3 +174,58 @@ def test_garbage_is_rejected(tmp_path):
 def test_bad_whiteout_mode(tmp_path):
     with pytest.raises(InvalidArgument, match="whiteouts"):
         apply_layer(io.BytesIO(b""), str(tmp_path / "x"), whiteouts="aufs")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT, tarfile.USTAR_FORMAT])
+def test_header_formats_long_names_big_ids(tmp_path, fmt):
+    long_dir = "/".join([f"segment-{i:02d}" for i in range(12)])  # > 255 bytes in total
+    ents = [entry("long", "dir"), entry(f"long/{long_dir}/file", data=b"deep")]
+    if fmt != tarfile.USTAR_FORMAT:
+        ents.append(entry("bigid", data=b"b", uid=100_000_000, gid=200_000_000))  # pax / base-256
+        ents.append(entry("h" * 150, "sym", link="t" * 150))
+    else:
+        ents = [entry("u/" + "n" * 99 + "/" + "m" * 90, data=b"prefix field")]  # ustar prefix split
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tf:
+        for ti, data in ents:
+            tf.addfile(ti, io.BytesIO(data) if ti.isreg() else None)
+    dest = tmp_path / "l"
+    apply_bytes(buf.getvalue(), dest)
+    if fmt != tarfile.USTAR_FORMAT:
+        assert (dest / "long" / long_dir / "file").read_bytes() == b"deep"
+        st = os.stat(dest / "bigid")
+        assert (st.st_uid, st.st_gid) == (100_000_000, 200_000_000)
+        assert os.readlink(dest / ("h" * 150)) == "t" * 150
+    else:
+        assert (dest / "u" / ("n" * 99) / ("m" * 90)).read_bytes() == b"prefix field"
+
+
+def test_non_utf8_names_and_subsecond_times(tmp_path):
+    ti, data = entry("caf\udce9", data=b"latin-1 name")
+    ti.pax_headers["mtime"] = "1600000000.123456789"
+    ti.pax_headers["atime"] = "1500000000.5"
+    dest = tmp_path / "l"
+    apply_bytes(build_tar((ti, data)), dest)
+    p = os.path.join(os.fsencode(dest), b"caf\xe9")
+    st = os.stat(p)  # before reading: reading may update the atime
+    assert st.st_mtime_ns == 1_600_000_000_123_456_789 and st.st_atime_ns == 1_500_000_000_500_000_000
+    with open(p, "rb") as f:
+        assert f.read() == b"latin-1 name"
+
+
+def test_v7_directory_with_trailing_slash_and_dot_prefix(tmp_path):
+    ti, _ = entry("./olddir/", data=b"")  # old tars: a "regular file" whose name ends in '/'
+    dest = tmp_path / "l"
+    apply_bytes(build_tar(entry("./", "dir", mode=0o711), (ti, b""), entry("./olddir/f", data=b"1")), dest)
+    assert os.path.isdir(dest / "olddir") and (dest / "olddir/f").read_bytes() == b"1"
+    assert stat.S_IMODE(os.stat(dest).st_mode) == 0o711  # "./" sets the root's metadata
+
+
+def test_sparse_files_are_refused_clearly(tmp_path):
+    from berth.errors import Unsupported
+
+    ti, data = entry("sparse", data=b"x")
+    ti.pax_headers["GNU.sparse.major"] = "1"
+    with pytest.raises(Unsupported, match="'sparse'"):
+        apply_bytes(build_tar((ti, data)), tmp_path / "l")
+    assert not (tmp_path / "l").exists()

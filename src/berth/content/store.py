@@ -127,8 +127,13 @@ class ContentStore:
         """Store a whole blob in one go; verified against expected digest/size when given."""
         if expected is not None:
             algo = dg.parse(expected).algorithm
-            if size is not None and self.exists(expected) and self.info(expected).size == size:
-                return Info(expected, size)
+            try:
+                have = self.info(expected)
+            except NotFound:
+                pass
+            else:  # already stored (and verified when it was): nothing to read
+                if size is None or have.size == size:
+                    return have
         else:
             algo = dg.SHA256
         if size is not None and size < 0:

@@ -56,6 +56,8 @@ class Applied:
 
 
 def _xattrs(m: tarfile.TarInfo) -> list[tuple[str, bytes]]:
+    if not m.pax_headers:
+        return []
     out = []
     for k, v in m.pax_headers.items():
         if k.startswith("SCHILY.xattr."):
@@ -64,7 +66,7 @@ def _xattrs(m: tarfile.TarInfo) -> list[tuple[str, bytes]]:
             out.append((unquote(k[len("LIBARCHIVE.xattr."):]), base64.b64decode(v + "==")))
     # overlay's own metadata must come only from whiteout translation, never from a layer (a forged
     # trusted.overlay.redirect could expose other directories)
-    return [(n, v) for n, v in out if not n.startswith("trusted.overlay.")]
+    return [(n, v) for n, v in out if not n.startswith(("trusted.overlay.", "user.overlay."))]
 
 
 def _ns(value: str | float | int) -> int:
@@ -78,6 +80,9 @@ def _ns(value: str | float | int) -> int:
 
 
 def _times_ns(m: tarfile.TarInfo) -> tuple[int, int]:
+    if not m.pax_headers:
+        mt = int(m.mtime) * 1_000_000_000
+        return mt, mt
     mt = _ns(m.pax_headers.get("mtime", m.mtime))
     at = m.pax_headers.get("atime")
     return (_ns(at) if at is not None else mt), mt
@@ -117,7 +122,10 @@ class _Applier:
             self._whiteout(m, comps)
             return
         if self.mode == "delete":
-            for i in range(1, len(comps) + 1):
+            # this layer's paths and their parents survive its opaque markers
+            for i in range(len(comps), 0, -1):
+                if comps[:i] in self.unpacked:
+                    break
                 self.unpacked.add(comps[:i])
         pfd = self.tree.dir_fd(comps[:-1], name)
         if m.isreg():
