@@ -50,6 +50,45 @@ def _mounts_under(path: str) -> list[str]:
     return out
 
 
+def _reap_leftovers(base: str) -> None:
+    """Safety net after berthd stopped: kill monitors/runtimes/containers still naming our dirs (by pid)
+    and remove their cgroups, so a daemon bug cannot leak processes out of the test run."""
+    ids: set[str] = set()
+    for sub in ("exec/containers", "exec/runtime", "root/containers"):
+        try:
+            ids |= {d for d in os.listdir(os.path.join(base, sub)) if len(d) == 64}
+        except OSError:
+            pass
+    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if base.encode() in cmd and pid != os.getpid():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+    time.sleep(0.2)
+    for cid in ids:
+        for hier in os.listdir("/sys/fs/cgroup"):
+            path = os.path.join("/sys/fs/cgroup", hier, "berth", cid)
+            if os.path.isdir(path):
+                try:
+                    with open(os.path.join(path, "cgroup.procs")) as f:
+                        for pid in f.read().split():
+                            os.kill(int(pid), signal.SIGKILL)
+                except OSError:
+                    pass
+                for _ in range(20):
+                    try:
+                        os.rmdir(path)
+                        break
+                    except OSError:
+                        time.sleep(0.05)
+
+
 @pytest.fixture(scope="session")
 def berthd():
     """Start berthd on a private socket and state dirs; tear everything down, even on failure."""
@@ -94,6 +133,7 @@ def berthd():
             proc.kill()
             proc.wait()
         log.close()
+        _reap_leftovers(base)
         for mp in sorted(_mounts_under(base), key=len, reverse=True):
             subprocess.run(["umount", "-l", mp], capture_output=True)
         if os.environ.get("BERTH_KEEP_TEST_STATE"):
