@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     mod = importlib.import_module(f"berth.cli.{entry[1]}")
     fn = getattr(mod, f"cmd_{entry[2]}")
     client = Client(args.host)
-    fail = FLAG_ERROR if entry[2] in ("run", "create") else 1
+    fail = FLAG_ERROR if entry[1:] in (("run", "run"), ("run", "create")) else 1
     try:
         return int(fn(client, args) or 0)
     except CLIError as e:
