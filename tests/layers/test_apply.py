@@ -229,3 +229,22 @@ def test_sparse_files_are_refused_clearly(tmp_path):
     with pytest.raises(Unsupported, match="'sparse'"):
         apply_bytes(build_tar((ti, data)), tmp_path / "l")
     assert not (tmp_path / "l").exists()
+
+
+def test_corrupt_blob_from_content_store_fails_the_apply(tmp_path):
+    from berth.content import ContentStore
+    from berth.errors import DataCorruption
+
+    cs = ContentStore(str(tmp_path / "cs"))
+    blob = build_tar(entry("a", data=os.urandom(50_000)))
+    d = cs.write(blob).digest
+    with cs.open(d) as f:
+        assert apply_layer(f, str(tmp_path / "ok")).size == 50_000
+    p = cs.path(d)
+    os.chmod(p, 0o644)
+    with open(p, "r+b") as f:  # the last byte is end-of-archive padding: the tar still parses
+        f.seek(-1, os.SEEK_END)
+        f.write(b"\1")
+    with cs.open(d) as f, pytest.raises(DataCorruption, match=d):
+        apply_layer(f, str(tmp_path / "bad"))
+    assert not (tmp_path / "bad").exists()

@@ -163,7 +163,9 @@ class Source:
                 self._q.get_nowait()
             except queue.Empty:
                 break
-        self._t.join()
+        # The producer notices _stop after its current read; a stalled caller stream must not hang
+        # us, and the thread is a daemon, so a bounded wait is enough.
+        self._t.join(timeout=5)
 
 
 class Reader:
