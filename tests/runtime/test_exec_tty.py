@@ -61,7 +61,7 @@ class ConsoleSocket:
 
 def test_exec_flags(rt, running, tmp_path):
     cid = running
-    out = rt("exec", "--env", "A=1", "-e", "B=two", "--cwd", "/tmp", "--user", "1000:1000", cid,
+    out = rt("exec", "--env", "A=1", "--env", "B=two", "--cwd", "/tmp", "--user", "1000:1000", cid,
              "sh", "-c", "echo $A $B; pwd; id -u; id -g").stdout.split()
     assert out == ["1", "two", "/tmp", "1000", "1000"]
     p = rt("exec", cid, "sh", "-c", "exit 5", check=False)
