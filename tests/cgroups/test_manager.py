@@ -323,6 +323,21 @@ def test_devices(make_manager, waiting):
     _check_devices(lambda _: w.finish())
 
 
+def test_devices_later_rule_narrows_access(make_manager, waiting, tmp_path):
+    m = make_manager()
+    w = waiting("cat /dev/null && echo read-ok; echo x > /dev/null && echo write-ok; "
+                f"mknod {tmp_path}/nul c 1 3 2>/dev/null && echo mknod-ok; true")
+    m.apply(w.pid)
+    m.set({"devices": [{"allow": False, "access": "rwm"},
+                       {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+                       {"allow": False, "type": "c", "major": 1, "minor": 3, "access": "wm"}]})
+    if not V2:
+        assert read(m, "devices", "devices.list") == "c 1:3 r"
+    w.go()
+    _, out, _ = w.finish()
+    assert out.split() == ["read-ok"]
+
+
 @pytest.mark.skipif(KIND != "hybrid", reason="v2 runs it through set(); this is the hybrid host's unified half")
 def test_bpf_device_program_on_unified_half(make_manager, waiting):
     m = make_manager()
