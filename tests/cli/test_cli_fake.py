@@ -162,3 +162,22 @@ def test_help_is_fast_path():
             "assert not bad, bad")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_daemon_subcommand_hands_args_to_berthd():
+    r = subprocess.run([BERTH, "daemon", "--help"], capture_output=True)
+    assert r.returncode == 0 and r.stdout.startswith(b"usage: berthd")
+
+
+def test_detach_keys():
+    from berth.cli.streams import _DetachScanner, detach_sequence
+
+    assert detach_sequence("") == b"\x10\x11"
+    assert detach_sequence("ctrl-a,x,ctrl-@") == b"\x01x\x00"
+    with pytest.raises(ValueError):
+        detach_sequence("ctrl-ab")
+    s = _DetachScanner(b"\x10\x11")
+    assert s.feed(b"ab\x10") == (b"ab", False)
+    assert s.feed(b"c") == (b"\x10c", False)
+    assert s.feed(b"z\x10") == (b"z", False)
+    assert s.feed(b"\x11rest") == (b"", True)
