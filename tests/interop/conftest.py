@@ -22,7 +22,15 @@ from pathlib import Path
 
 import pytest
 
-from interop.helpers import kill_procs_mentioning, remove_cgroup_tree, run, unmount_under
+from interop.helpers import (
+    cgroup_dirs,
+    kill_procs_mentioning,
+    mounts_under,
+    procs_mentioning,
+    remove_cgroup_tree,
+    run,
+    unmount_under,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -166,6 +174,7 @@ def podman(oci_runtime, busybox_layer_tar):
         yield p
     finally:
         p.teardown()
+        assert_nothing_left(p.top, p.cgroup_parent)
 
 
 class Containerd:
@@ -257,3 +266,11 @@ def containerd(oci_runtime, busybox_docker_archive):
         yield c
     finally:
         c.teardown()
+        assert_nothing_left(c.top, c.cgroup_parent)
+
+
+def assert_nothing_left(top: str, cgroup_parent: str) -> None:
+    """Teardown really cleaned up: a leak fails the session (as an error in the last test using the peer)."""
+    left = {"procs": procs_mentioning(top), "mounts": mounts_under(top), "cgroups": cgroup_dirs(cgroup_parent),
+            "files": os.path.exists(top)}
+    assert not any(left.values()), f"left behind: {left}"

@@ -26,6 +26,20 @@ def test_exit_code(podman):
     assert "err\n" in p.stderr
 
 
+@pytest.mark.parametrize("script, code", [("exit 0", 0), ("exit 255", 255), ("exit 256", 0)])
+def test_more_exit_codes(podman, script, code):
+    assert podman("run", "--rm", *podman.run_opts, IMAGE, "sh", "-c", script, check=False).returncode == code
+
+
+def test_seccomp_profile_enforced(podman):
+    # podman hands its default seccomp profile to the runtime; the runtime must install it
+    out = podman("run", "--rm", *podman.run_opts, IMAGE, "grep", "^Seccomp:", "/proc/self/status").stdout
+    assert out.split() == ["Seccomp:", "2"], out
+    out = podman("run", "--rm", "--security-opt", "seccomp=unconfined", *podman.run_opts, IMAGE,
+                 "grep", "^Seccomp:", "/proc/self/status").stdout
+    assert out.split() == ["Seccomp:", "0"], out
+
+
 def test_stdin_passed_through(podman):
     p = podman("run", "--rm", "-i", *podman.run_opts, IMAGE, "sh", "-c", "tr a-z A-Z; exit 3",
                input="piped text\n", check=False, stdin=None)
