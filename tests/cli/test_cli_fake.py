@@ -181,3 +181,81 @@ def test_detach_keys():
     assert s.feed(b"c") == (b"\x10c", False)
     assert s.feed(b"z\x10") == (b"z", False)
     assert s.feed(b"\x11rest") == (b"", True)
+
+
+class ArchiveDaemon:
+    """Serves the archive endpoints from a host directory standing in for a container's root."""
+
+    def __init__(self, path: str, root: str) -> None:
+        self.root = root
+        self.d = FakeDaemon(path, self.handle)
+
+    def _stat(self, p: str) -> str:
+        import base64
+
+        st = os.lstat(p)
+        mode = (st.st_mode & 0o777) | ((1 << 31) if os.path.isdir(p) else 0)
+        info = {"name": os.path.basename(p.rstrip("/")) or "/", "size": st.st_size, "mode": mode,
+                "mtime": "2026-01-01T00:00:00Z", "linkTarget": ""}
+        return base64.b64encode(json.dumps(info).encode()).decode()
+
+    def handle(self, req, c) -> None:
+        import io
+        import tarfile
+
+        if req.path == "/_ping":
+            c.respond(200, b"", {"Api-Version": "1.41"})
+            return
+        path = req.query.get("path", ["/"])[0]
+        host = os.path.join(self.root, path.lstrip("/"))
+        if req.method == "HEAD" and not os.path.lexists(host):
+            c.respond(404, b"", {"Content-Type": "application/json", "Content-Length": "71"})  # no body on HEAD
+        elif req.method == "GET" and not os.path.lexists(host):
+            c.json(404, {"message": f"Could not find the file {path} in container x"})
+        elif req.method == "HEAD":
+            c.respond(200, b"", {"X-Docker-Container-Path-Stat": self._stat(host)})
+        elif req.method == "GET":
+            buf = io.BytesIO()
+            with tarfile.open(fileobj=buf, mode="w") as tf:
+                tf.add(host, arcname=os.path.basename(host.rstrip("/")))
+            c.start_chunked(200, {"Content-Type": "application/x-tar", "X-Docker-Container-Path-Stat": self._stat(host)})
+            c.chunk(buf.getvalue())
+            c.chunk(b"")
+        elif req.method == "PUT":
+            assert req.chunked and req.headers["content-type"] == "text/plain"
+            with tarfile.open(fileobj=io.BytesIO(req.body)) as tf:
+                tf.extractall(host)
+            c.respond(200)
+
+
+def test_cp_both_ways_over_archive_endpoints(tmp_path):
+    root = tmp_path / "ctr"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "hostname").write_text("box\n")
+    d = ArchiveDaemon(str(tmp_path / "a.sock"), str(root))
+    try:
+        up = tmp_path / "up.txt"
+        up.write_bytes(b"\x00data\xff" * 5000)
+        r = berth(d.d.path, "cp", str(up), "x:/etc/")
+        assert r.returncode == 0, (r.stderr, d.d.errors)
+        assert (root / "etc" / "up.txt").read_bytes() == up.read_bytes()
+        r = berth(d.d.path, "cp", str(up), "x:/etc/renamed.txt")  # a new name in an existing dir
+        assert r.returncode == 0, r.stderr
+        assert (root / "etc" / "renamed.txt").read_bytes() == up.read_bytes()
+        tree = tmp_path / "tree"
+        (tree / "sub").mkdir(parents=True)
+        (tree / "sub" / "f").write_text("deep\n")
+        assert berth(d.d.path, "cp", str(tree), "x:/opt").returncode == 0
+        assert (root / "opt" / "sub" / "f").read_text() == "deep\n"
+        r = berth(d.d.path, "cp", "x:/etc/hostname", str(tmp_path / "got"))
+        assert r.returncode == 0, r.stderr
+        assert (tmp_path / "got").read_text() == "box\n"
+        out = tmp_path / "out"
+        out.mkdir()
+        assert berth(d.d.path, "cp", "x:/opt", str(out)).returncode == 0
+        assert (out / "opt" / "sub" / "f").read_text() == "deep\n"
+        r = berth(d.d.path, "cp", "x:/nope", str(tmp_path / "n"))
+        assert r.returncode == 1 and b"Could not find the file /nope" in r.stderr
+        assert not os.path.exists(tmp_path / "n")
+    finally:
+        d.d.close()
