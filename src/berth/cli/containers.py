@@ -165,8 +165,8 @@ def add_ps(p: argparse.ArgumentParser) -> None:
 def cmd_ps(client: Client, o: argparse.Namespace) -> int:
     limit = 1 if o.latest else o.last
     filters = filters_param(o.filter)
-    # like docker: -n/-l and a status filter look beyond running containers
-    show_all = o.all or limit > 0 or bool(filters and "status" in filters)
+    # like docker: a status filter looks beyond running containers (limit implies it daemon-side)
+    show_all = o.all or bool(filters and "status" in filters)
     params = {"all": show_all, "limit": limit if limit > 0 else None, "size": o.size, "filters": filters}
     items = client.get_json("/containers/json", params) or []
     rows = [ContainerRow(c, not o.no_trunc) for c in items]
