@@ -92,6 +92,8 @@ class Response:
             self._until_close = True
         self.done = False
         self._keep = headers.get("connection", "").lower() != "close" and not self._until_close
+        if self._remaining == 0 and status != 101:  # nothing to read: the connection is free again
+            self._finish()
 
     def header(self, name: str, default: str = "") -> str:
         return self.headers.get(name.lower(), default)
@@ -175,6 +177,7 @@ class Connection:
             raise
         self.reader = SocketReader(self.sock)
         self.closed = False
+        self.no_reuse = False
         self._on_idle = on_idle
 
     def close(self) -> None:
@@ -186,7 +189,7 @@ class Connection:
                 pass
 
     def _response_done(self, keep: bool) -> None:
-        if not keep:
+        if not keep or self.no_reuse:
             self.close()
         elif self._on_idle is not None:
             self._on_idle(self)
@@ -251,13 +254,13 @@ class Connection:
             self.send_request(method, target, headers, body)
         except (BrokenPipeError, ConnectionResetError):
             # The daemon may answer (an error) and close before reading the whole upload: report its answer.
+            self.no_reuse = True
             try:
                 r = self.read_response_head(method)
             except (ProtocolError, OSError):
                 r = None
             if r is None:
                 raise
-            r._keep = False
             return r
         return self.read_response_head(method)
 
