@@ -279,3 +279,39 @@ def test_query_encoding():
     assert encode_params({"filters": {"dangling": {"true": True}}}) == "?filters=%7B%22dangling%22%3A%7B%22true%22%3Atrue%7D%7D"
     with pytest.raises(ClientError, match="bad format of filter"):
         filters_param(["novalue"])
+
+
+def test_error_before_upload_is_read(sock_path):
+    """A daemon that refuses an upload and closes early: the client reports the daemon's answer."""
+    import socket
+
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(sock_path)
+    srv.listen(4)
+
+    def serve():
+        for _ in range(2):
+            s, _ = srv.accept()
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                buf += s.recv(4096)
+            if buf.startswith(b"HEAD /_ping"):
+                s.sendall(b"HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+            else:
+                body = b'{"message":"page not found: POST /images/create"}'
+                s.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nConnection: close\r\n"
+                          b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            s.shutdown(socket.SHUT_WR)
+            s.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    try:
+        cl = Client(sock_path)
+        big = (b"x" * 65536 for _ in range(400))
+        with pytest.raises(APIError) as ei:
+            cl.request("POST", "/images/create", {"fromSrc": "-"}, body=big).read()
+        assert ei.value.status == 404 and "page not found" in ei.value.message
+    finally:
+        srv.close()
+        t.join(5)
