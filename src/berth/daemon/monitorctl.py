@@ -47,7 +47,7 @@ async def spawn(rundir: str, cfg: dict, timeout: float = 60.0) -> dict:
     reader = asyncio.StreamReader()
     transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(r, "rb", 0))
     try:
-        data = await asyncio.wait_for(reader.read(), timeout)
+        data = await asyncio.wait_for(reader.readline(), timeout)
     except TimeoutError:
         raise errors.SystemError_("the container monitor did not report within %ds" % timeout)
     finally:

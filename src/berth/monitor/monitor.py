@@ -833,6 +833,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     rundir = argv[0]
     status_fd = int(argv[1])
+    os.set_inheritable(status_fd, False)  # the runtime and the container must not hold it
     with open(os.path.join(rundir, "monitor.json")) as f:
         cfg = json.load(f)
     cfg["rundir"] = rundir
@@ -871,7 +872,7 @@ def main(argv=None):
         mon.create()
     except Exception as e:
         try:
-            os.write(status_fd, json.dumps({"error": str(e)}).encode())
+            os.write(status_fd, json.dumps({"error": str(e)}).encode() + b"\n")
         finally:
             os.close(status_fd)
         try:
@@ -880,7 +881,7 @@ def main(argv=None):
             pass
         mon.run_sync(mon.runtime("delete", "--force", mon.id))
         os._exit(1)
-    os.write(status_fd, json.dumps({"ok": True, "pid": mon.init_pid, "monitor": os.getpid()}).encode())
+    os.write(status_fd, json.dumps({"ok": True, "pid": mon.init_pid, "monitor": os.getpid()}).encode() + b"\n")
     os.close(status_fd)
     mon.loop(wake_r)
     try:
