@@ -5,10 +5,11 @@ import subprocess
 import tarfile
 
 import pytest
-from layer_helpers import T0, build_tar, entry, snapshot
 
 from berth.errors import InvalidArgument
 from berth.layers import apply_layer, compress
+
+from .layer_helpers import T0, build_tar, entry, snapshot
 
 
 def apply_bytes(data: bytes, dest, mode: str = "delete"):

@@ -9,9 +9,10 @@ import sys
 import time
 
 import pytest
-from layer_helpers import build_tar, entry, tree_digest
 
 from berth.layers import apply_layer, remove_tree
+
+from .layer_helpers import build_tar, entry, tree_digest
 
 CHILD = "import sys; from berth.layers import apply_layer; apply_layer(sys.stdin.buffer, sys.argv[1])"
 

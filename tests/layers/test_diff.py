@@ -7,7 +7,6 @@ import subprocess
 import tarfile
 
 import pytest
-from layer_helpers import build_tar, entry, snapshot, tree_digest
 
 from berth.layers import (
     apply_layer,
@@ -18,6 +17,8 @@ from berth.layers import (
     diff_trees,
     tar_directory,
 )
+
+from .layer_helpers import build_tar, entry, snapshot, tree_digest
 
 BASE = build_tar(
     entry("etc", "dir"),

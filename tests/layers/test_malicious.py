@@ -4,10 +4,11 @@ import io
 import os
 
 import pytest
-from layer_helpers import build_tar, entry
 
 from berth.errors import InvalidArgument
 from berth.layers import apply_layer, remove_tree
+
+from .layer_helpers import build_tar, entry
 
 
 def check_refused(tar: bytes, dest, outside, match: str, mode: str = "delete", created: bool = True):

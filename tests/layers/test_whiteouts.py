@@ -4,9 +4,10 @@ import stat
 import subprocess
 
 import pytest
-from layer_helpers import build_tar, entry
 
 from berth.layers import apply_layer
+
+from .layer_helpers import build_tar, entry
 
 PARENT = build_tar(
     entry("a", "dir"),
