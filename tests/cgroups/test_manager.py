@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -125,6 +126,22 @@ def test_relative_path_is_below_own_cgroup(make_manager, waiting, unique_name):
     for key in ("", "memory", "pids"):
         if key in own:
             assert paths.resolve("child", "x", own[key]) == parent.path + "/child"
+
+
+def test_relative_path_end_to_end(make_manager, waiting):
+    parent = make_manager()
+    script = ("import json, os, berth.cgroups as c; m = c.new_manager('child', 'x'); m.apply(os.getpid()); "
+              "print(json.dumps(m.state()))")
+    w = waiting(f"exec {sys.executable} -c \"{script}\"")
+    parent.apply(w.pid)
+    w.go()
+    rc, out, err = w.finish()
+    assert rc == 0, err
+    child = cgroups.from_state(json.loads(out))
+    assert child.path == parent.path + "/child"
+    assert sorted(child.dirs().values()) == sorted(d + "/child" for d in parent.dirs().values())
+    assert child.exists() and child.pids() == []
+    # the parent's destroy (fixture) removes the nested cgroup too
 
 
 def test_bad_value_names_file_and_leaves_state(make_manager, waiting):
