@@ -3,6 +3,7 @@
 import os
 import re
 
+import pytest
 from rt_helpers import IS_BERTH, in_container, run
 
 CAP = {"CAP_CHOWN": 0, "CAP_KILL": 5, "CAP_NET_BIND_SERVICE": 10, "CAP_NET_RAW": 13, "CAP_SYS_ADMIN": 21,
@@ -139,3 +140,24 @@ def test_init_is_not_dumpable_before_exec(rt, bundle, cid):
     rt("start", cid)
     out = rt("exec", cid, "readlink", "/proc/1/exe")
     assert out.stdout.strip() == "/bin/busybox"
+
+
+@pytest.mark.skipif(not IS_BERTH, reason="berth's exec trampoline")
+def test_proc_self_exe_interpreter_never_reaches_host_binary(rt, bundle, cid):
+    """CVE-2019-5736: a program whose interpreter is /proc/self/exe must not start the runtime's own
+    (host) executable inside the container. berth execs through a sealed memfd, so it finds that."""
+    import hashlib
+    import sys
+
+    host_exe = os.path.realpath(sys.executable)
+    with open(host_exe, "rb") as f:
+        before = hashlib.sha256(f.read()).hexdigest()
+    evil = os.path.join(bundle.rootfs, "evil")
+    with open(evil, "w") as f:
+        f.write("#!/proc/self/exe\n")
+    os.chmod(evil, 0o755)
+    bundle.args("/evil", "a", "b")
+    p = run(rt, bundle, cid, check=False, timeout=30)
+    assert p.returncode == 127
+    with open(host_exe, "rb") as f:
+        assert hashlib.sha256(f.read()).hexdigest() == before

@@ -9,15 +9,19 @@ import fcntl
 import os
 import struct
 
-# x86_64: execve(argv[0], argv + 1, envp); exit(127) if that fails.
+# x86_64: execve(argv[0], argv + 1, envp) if argc >= 2, else (or if execve fails) exit(127).
+# The argc check ends the loop a "#!/proc/self/exe" script would otherwise start: each round through
+# the script loader drops one argument, and an empty argv would come back as [""] forever.
 _CODE = bytes.fromhex(
+    "488b0424"        # mov rax, [rsp]            argc
+    "4883f802"        # cmp rax, 2
+    "7216"            # jb fail
     "488b7c2408"      # mov rdi, [rsp+8]          argv[0]: the program's path
     "488d742410"      # lea rsi, [rsp+16]         argv + 1: the program's argv
-    "488b0424"        # mov rax, [rsp]            argc
     "488d54c410"      # lea rdx, [rsp+rax*8+16]   envp
     "b83b000000"      # mov eax, 59 (execve)
     "0f05"            # syscall
-    "bf7f000000"      # mov edi, 127
+    "bf7f000000"      # fail: mov edi, 127
     "b83c000000"      # mov eax, 60 (exit)
     "0f05"            # syscall
 )
