@@ -136,9 +136,9 @@ class V2Manager(Manager):
             devices_bpf.apply(self.dir, r["devices"])
         if r.get("rdma"):
             for dev, lim in r["rdma"].items():
-                parts = [f"{k}={lim[k]}" for k in ("hcaHandles", "hcaObjects") if lim.get(k) is not None]
-                val = " ".join(p.replace("hcaHandles", "hca_handle").replace("hcaObjects", "hca_object")
-                               for p in parts)
+                val = " ".join(f"{n}={lim[k]}" for k, n in (("hcaHandles", "hca_handle"),
+                                                             ("hcaObjects", "hca_object"))
+                               if lim.get(k) is not None)
                 self._w("rdma.max", f"{dev} {val}", "linux.resources.rdma")
         self.set_unified(r.get("unified") or {})
 
