@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from rt_helpers import Bundle, Runtime
+
+from .rt_helpers import Bundle, Runtime
 
 
 @pytest.fixture

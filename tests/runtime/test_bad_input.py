@@ -5,7 +5,8 @@ import json
 import os
 
 import pytest
-from rt_helpers import IS_BERTH, host_mounts
+
+from .rt_helpers import IS_BERTH, host_mounts
 
 
 def assert_clean(rt, cid, bundle):

@@ -6,7 +6,8 @@ import os
 import time
 
 import pytest
-from rt_helpers import IS_BERTH, gone, in_container, run
+
+from .rt_helpers import IS_BERTH, gone, in_container, run
 
 
 def test_memory_limit_oom_kills(rt, bundle, cid):

@@ -3,7 +3,7 @@
 import json
 import subprocess
 
-from rt_helpers import RUNTIME
+from .rt_helpers import RUNTIME
 
 
 def cli(*args, cwd=None):

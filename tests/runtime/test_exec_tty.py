@@ -8,7 +8,8 @@ import threading
 import time
 
 import pytest
-from rt_helpers import gone
+
+from .rt_helpers import gone
 
 
 @pytest.fixture

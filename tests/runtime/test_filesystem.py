@@ -5,7 +5,8 @@ import os
 import stat
 
 import pytest
-from rt_helpers import IS_BERTH, host_mounts, in_container
+
+from .rt_helpers import IS_BERTH, host_mounts, in_container
 
 
 def mounts_of(text: str) -> dict[str, tuple[str, set[str]]]:

@@ -3,7 +3,7 @@
 import json
 import os
 
-from rt_helpers import IS_BERTH, gone, in_container
+from .rt_helpers import IS_BERTH, gone, in_container
 
 
 def hook(path, log, kind, timeout=None):

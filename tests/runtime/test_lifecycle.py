@@ -6,7 +6,8 @@ import signal
 import time
 
 import pytest
-from rt_helpers import IS_BERTH, gone, run
+
+from .rt_helpers import IS_BERTH, gone, run
 
 
 def wait_status(rt, cid, want, timeout=10.0):

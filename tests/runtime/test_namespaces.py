@@ -3,7 +3,8 @@
 import os
 
 import pytest
-from rt_helpers import in_container, run
+
+from .rt_helpers import in_container, run
 
 
 def ns_ids(text: str) -> dict[str, str]:
@@ -31,7 +32,7 @@ def test_join_namespace_by_path(rt, bundle, cid, tmp_path, rootfs_copy):
     pid = rt.state(cid)["pid"]
     other = tmp_path / "b2"
     other.mkdir()
-    from rt_helpers import Bundle
+    from .rt_helpers import Bundle
 
     b2 = Bundle(other, rootfs_copy)
     b2.config["hostname"] = None

@@ -4,7 +4,8 @@ import os
 import re
 
 import pytest
-from rt_helpers import IS_BERTH, in_container, run
+
+from .rt_helpers import IS_BERTH, in_container, run
 
 CAP = {"CAP_CHOWN": 0, "CAP_KILL": 5, "CAP_NET_BIND_SERVICE": 10, "CAP_NET_RAW": 13, "CAP_SYS_ADMIN": 21,
        "CAP_AUDIT_WRITE": 29}

@@ -1,6 +1,6 @@
 """linux.seccomp through the runtime: the filter is installed (Seccomp: 2) and a blocked call gets EPERM."""
 
-from rt_helpers import in_container
+from .rt_helpers import in_container
 
 
 def profile(**extra):
