@@ -195,7 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     client = Client(args.host)
     fail = FLAG_ERROR if entry[1:] in (("run", "run"), ("run", "create")) else 1
     try:
-        return int(fn(client, args) or 0)
+        code = int(fn(client, args) or 0)
+        sys.stdout.flush()
+        return code
     except CLIError as e:
         if str(e):
             sys.stderr.write(str(e).rstrip("\n") + "\n")
@@ -209,7 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     except ClientError as e:
         sys.stderr.write(f"{e}\n")
         return fail
-    except BrokenPipeError:
+    except BrokenPipeError:  # the reader went away (`berth events | head`): quiet exit
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except KeyboardInterrupt:
         return 130
