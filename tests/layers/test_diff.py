@@ -216,3 +216,31 @@ def test_sockets_are_skipped(tmp_path):
         assert [n for n, _ in members(_tar(src))] == ["f"]
     finally:
         s.close()
+
+
+def test_export_of_awkward_names_and_ids(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    deep = src / "/".join(f"dir-{i:02d}-xxxxxxxx" for i in range(10))  # ~170 bytes: ustar prefix
+    deep.mkdir(parents=True)
+    (deep / "f").write_bytes(b"deep")
+    deeper = deep / "/".join(["y" * 60] * 4)  # > 255 bytes: pax path
+    deeper.mkdir(parents=True)
+    (deeper / ("z" * 120)).write_bytes(b"long")
+    os.symlink("t" * 200, src / "longlink")
+    raw = os.path.join(os.fsencode(src), b"caf\xe9")  # not UTF-8
+    with open(raw, "wb") as f:
+        f.write(b"latin")
+    os.chown(raw, 3_000_000, 4_000_000)  # beyond ustar's 7 octal digits
+    os.utime(src / "longlink", (-100, -100), follow_symlinks=False)  # before the epoch
+    data = _tar(src)
+    out = tmp_path / "out"
+    apply_layer(io.BytesIO(data), str(out))
+    assert snapshot(str(out)) == snapshot(str(src))
+    gnu = tmp_path / "gnu"
+    gnu.mkdir()
+    subprocess.run(["tar", "-xf", "-", "-C", str(gnu), "--numeric-owner"], input=data, check=True)
+    assert snapshot(str(gnu)) == snapshot(str(src))
+    with tarfile.open(fileobj=io.BytesIO(data)) as tf:
+        assert len(tf.getmembers()) == len(snapshot(str(src)))
+    assert len(data) % 10240 == 0
