@@ -144,3 +144,24 @@ def test_devices_are_nodes(rt, bundle, cid):
     # /dev lived on a tmpfs in the container: nothing was created in the image's /dev.
     dev = os.path.join(bundle.rootfs, "dev")
     assert not any(stat.S_ISCHR(os.lstat(os.path.join(dev, n)).st_mode) for n in os.listdir(dev))
+
+
+def test_tmpcopyup_keeps_image_content(rt, bundle, cid):
+    d = os.path.join(bundle.rootfs, "etc", "app")
+    os.makedirs(os.path.join(d, "sub"))
+    with open(os.path.join(d, "sub", "conf"), "w") as f:
+        f.write("from image\n")
+    os.symlink("sub/conf", os.path.join(d, "link"))
+    os.chmod(d, 0o750)
+    bundle.config["mounts"].append({"destination": "/etc/app", "type": "tmpfs", "source": "tmpfs",
+                                    "options": ["tmpcopyup", "size=1m"]})
+    out = in_container(bundle, rt, cid, "cat /etc/app/link; stat -c %a /etc/app; "
+                       "grep ' /etc/app ' /proc/self/mounts | cut -d' ' -f3; echo new > /etc/app/x").stdout.split()
+    assert out == ["from", "image", "750", "tmpfs"]
+    assert not os.path.exists(os.path.join(d, "x"))  # written to the tmpfs, not the image
+
+
+def test_session_keyring_is_new(rt, bundle, cid):
+    bundle.linux["maskedPaths"].remove("/proc/keys")
+    out = in_container(bundle, rt, cid, "cat /proc/keys").stdout
+    assert "_ses." + cid in out or "_ses" in out

@@ -214,3 +214,13 @@ def getrlimit(resource: int) -> tuple[int, int]:
     if _libc.prlimit(0, resource, None, ctypes.byref(old)) != 0:
         raise _fail(f"getrlimit {resource}")
     return old.cur, old.max
+
+
+SYS_keyctl = 250
+KEYCTL_JOIN_SESSION_KEYRING = 1
+
+
+def join_session_keyring(name: str) -> None:
+    """A fresh session keyring, so the container does not share the caller's keys."""
+    if _syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, _b(name)) < 0:
+        raise _fail("keyctl join session keyring")

@@ -12,7 +12,8 @@ from berth.runtime import jsonio, state
 def _opts(g: dict, f: dict, log) -> "C.Options":
     return C.Options(root=g.get("root") or state.DEFAULT_ROOT, bundle=f.get("bundle"),
                      console_socket=f.get("console-socket"), pid_file=f.get("pid-file"),
-                     no_pivot=f.get("no-pivot", False), preserve_fds=f.get("preserve-fds", 0) or 0,
+                     no_pivot=f.get("no-pivot", False), no_new_keyring=f.get("no-new-keyring", False),
+                     preserve_fds=f.get("preserve-fds", 0) or 0,
                      detach=f.get("detach", False), keep=f.get("keep", False),
                      systemd_cgroup=g.get("systemd-cgroup", False), warn=log.warn)
 

@@ -19,6 +19,7 @@ class Options:
         self.console_socket = None
         self.pid_file = None
         self.no_pivot = False
+        self.no_new_keyring = False
         self.preserve_fds = 0
         self.detach = False
         self.keep = False
@@ -165,6 +166,7 @@ def create(cid: str, o: Options, foreground_tty: bool = False) -> Created:
         os.chmod(fifo, 0o622)
         ctx = Context(cid=cid, config=cfg, process=proc, bundle=bundle, rootfs=rootfs, fifo=fifo,
                       no_pivot=o.no_pivot, preserve_fds=o.preserve_fds, terminal=terminal,
+                      new_keyring=not o.no_new_keyring,
                       new_ns=new_ns, join_ns=join_ns, bpf=bpf, seccomp_flags=sflags)
         from berth.runtime import process
 

@@ -30,6 +30,7 @@ class Context:
         self.bpf: bytes | None = None
         self.seccomp_flags: list[str] = []
         self.is_exec = False
+        self.new_keyring = True
         self.__dict__.update(kw)
 
     @property

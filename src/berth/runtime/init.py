@@ -73,6 +73,11 @@ def _init_setup(ctx: Context, chan: Channel, state: dict) -> None:
             L.sethostname(cfg["hostname"])
         if cfg.get("domainname"):
             L.setdomainname(cfg["domainname"])
+    if ctx.new_keyring:
+        try:
+            L.join_session_keyring("_ses." + ctx.cid)
+        except OSError:
+            pass  # keyrings disabled (ENOSYS) or over quota in a user namespace: keep the inherited one
     own_mnt = "mount" in ctx.new_ns
     root = None
     if own_mnt:

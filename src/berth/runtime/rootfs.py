@@ -128,6 +128,7 @@ class Rootfs:
 
     def _fs(self, typ: str, src: str, dest: str, flags: int, props: list[int], data: str, copyup: bool) -> None:
         fd, target = self._target(dest, True)
+        under = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if copyup else -1
         try:
             try:
                 L.mount(src or typ, target, typ, flags & ~L.MS_REMOUNT, data or None)
@@ -137,10 +138,19 @@ class Rootfs:
                 # No network namespace of our own: sysfs cannot be mounted, bind the host's /sys.
                 L.mount("/sys", target, None, L.MS_BIND | L.MS_REC)
                 L.mount(None, target, None, L.MS_BIND | L.MS_REMOUNT | L.MS_REC | flags)
+            if copyup:
+                # tmpcopyup: the new tmpfs starts with what the image had there; `under` still
+                # refers to the directory the tmpfs now hides.
+                nfd, ntarget = self._reopen(dest)
+                try:
+                    os.chmod(ntarget, os.stat(under).st_mode & 0o7777)
+                    _copy_tree(under, ntarget)
+                finally:
+                    os.close(nfd)
         finally:
             os.close(fd)
-        if copyup:
-            self._copyup(dest)
+            if under >= 0:
+                os.close(under)
         if props:
             fd, target = self._reopen(dest)
             try:
@@ -148,12 +158,6 @@ class Rootfs:
                     L.mount(None, target, None, p)
             finally:
                 os.close(fd)
-
-    def _copyup(self, dest: str) -> None:
-        """tmpcopyup: the tmpfs starts with a copy of what the image had at dest (read via a bind of the
-        underlying directory, which the tmpfs now hides)."""
-        # Not needed by the peers we interoperate with; documented as unsupported.
-        raise InvalidArgument(f"config.json: mount on {dest}: option tmpcopyup is not supported")
 
     def _cgroup(self, dest: str, flags: int) -> None:
         infos = _mountinfo()
@@ -251,6 +255,39 @@ class Rootfs:
         if self.root_fd >= 0:
             os.close(self.root_fd)
             self.root_fd = -1
+
+
+def _copy_tree(src_fd: int, dst: str) -> None:
+    """Copy the directory open at src_fd into dst: files, dirs, symlinks, nodes, owners and modes."""
+    for e in os.scandir(src_fd):
+        st = os.stat(e.name, dir_fd=src_fd, follow_symlinks=False)
+        d = dst + "/" + e.name
+        mode = st.st_mode
+        if stat.S_ISDIR(mode):
+            os.mkdir(d, 0o700)
+            sub = os.open(e.name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src_fd)
+            try:
+                _copy_tree(sub, d)
+            finally:
+                os.close(sub)
+        elif stat.S_ISLNK(mode):
+            os.symlink(os.readlink(e.name, dir_fd=src_fd), d)
+        elif stat.S_ISREG(mode):
+            i = os.open(e.name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src_fd)
+            try:
+                o = os.open(d, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+                try:
+                    while os.sendfile(o, i, None, 1 << 20):
+                        pass
+                finally:
+                    os.close(o)
+            finally:
+                os.close(i)
+        else:
+            os.mknod(d, mode, st.st_rdev)
+        os.chown(d, st.st_uid, st.st_gid, follow_symlinks=False)
+        if not stat.S_ISLNK(mode):
+            os.chmod(d, mode & 0o7777)
 
 
 def mask_paths(paths: list[str]) -> None:
