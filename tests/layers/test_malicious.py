@@ -130,3 +130,36 @@ def test_invalid_whiteout_names(tmp_path, outside):
 
 def test_root_entry_must_be_a_directory(tmp_path, outside):
     check_refused(build_tar(entry("./", "sym", link="/")), tmp_path / "l", outside, "root")
+
+
+def test_random_hostile_layers_never_escape(tmp_path, outside):
+    """Random sequences of traversal names, links and whiteouts: each apply either works inside dest
+    or fails with a berth error, and never touches the outside directory."""
+    import random
+    import shutil
+
+    from berth.errors import BerthError
+
+    rng = random.Random(20261129)
+    names = ["a", "a/b", "a/b/c", "s", "s/x", "t", "t/victim", ".wh.a", "a/.wh.b", "a/.wh..wh..opq", ".wh.s",
+             "s/.wh.victim", "t/.wh.victim", "./a", "..", "../outside/z", "a/../../outside/z", "h", "./",
+             "s/.wh..wh..opq"]
+    links = ["/", str(outside), str(outside / "victim"), "../outside", "a", "s", "s/victim", "t/victim",
+             "../outside/victim", "h", ".."]
+    kinds = ["file", "dir", "sym", "hard", "fifo"]
+    dest = tmp_path / "l"
+    for _ in range(300):
+        ents = [entry(rng.choice(names), k, data=b"p" if k == "file" else b"",
+                      link=rng.choice(links) if k in ("sym", "hard") else "")
+                for k in (rng.choice(kinds) for _ in range(rng.randint(1, 6)))]
+        mode = rng.choice(["delete", "overlay"])
+        if mode == "delete" and rng.random() < 0.5:
+            (dest / "a/b").mkdir(parents=True)
+            os.symlink(outside, dest / "t")
+        try:
+            apply_layer(io.BytesIO(build_tar(*ents)), str(dest), whiteouts=mode)
+        except BerthError:
+            pass
+        shutil.rmtree(dest, ignore_errors=True)
+        assert sorted(os.listdir(outside)) == ["victim"]
+        assert os.stat(outside / "victim").st_nlink == 1 and (outside / "victim").read_text() == "original"
