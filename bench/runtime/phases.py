@@ -5,6 +5,7 @@ src/ is changed. Interpreter start-up (before this script's first line) is measu
 run.sh-style hyperfine runs of `python -IS -c pass`.
 
 Usage (root): .venv/bin/python -I bench/runtime/phases.py BUNDLE [RUNS]   (python -IS is used for the runs)
+env BERTH_SRC: another source tree to time (e.g. a patched copy of src/), default this checkout's src/
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def wrap(owner, attr, name=None):
 
 for owner, attr in [(container, "load_bundle"), (container, "_compile_seccomp"), (process, "spawn_init"),
                     (state, "save"), (container, "start"), (container, "wait_child"), (container, "_destroy"),
-                    (init, "_prepare_process"), (devices, "create_all"), (rootfs, "readonly_root"),
+                    (init, "_prepare_process"), (init, "_load_seccomp"), (devices, "create_all"), (rootfs, "readonly_root"),
                     (rootfs, "readonly_paths"), (rootfs, "mask_paths"), (rootfs.Rootfs, "prepare"),
                     (rootfs.Rootfs, "mount_all"), (rootfs.Rootfs, "pivot")]:
     wrap(owner, attr)
@@ -96,7 +97,7 @@ def main() -> int:
     events = os.path.join(work, "events")
     script = os.path.join(work, "child.py")
     with open(script, "w") as f:
-        f.write(f"SRC = {os.path.join(REPO, 'src')!r}\nEVENTS = {events!r}\n" + CHILD)
+        f.write(f"SRC = {os.environ.get('BERTH_SRC') or os.path.join(REPO, 'src')!r}\nEVENTS = {events!r}\n" + CHILD)
     per_phase: dict[str, list[tuple[float, float]]] = {}
     totals = []
     for i in range(runs + 2):  # two warm-ups
@@ -106,10 +107,11 @@ def main() -> int:
                         "-b", bundle, f"phases-{i}"], check=True)
         if i < 2:
             continue
-        rows = [line.split() for line in open(events)]
+        with open(events) as f:
+            rows = [line.split() for line in f]
         t0 = min(int(r[-2]) for r in rows)
         seen: dict[str, int] = {}
-        for pid, name, a, b in ((r[0], r[1:-2], int(r[-2]), int(r[-1])) for r in rows):
+        for name, a, b in ((r[1:-2], int(r[-2]), int(r[-1])) for r in rows):
             label = " ".join(name)
             seen[label] = seen.get(label, 0) + 1
             if seen[label] > 1:

@@ -5,14 +5,14 @@
 # Method as in /work/shared/anchors/01-oci-runtime.sh: everything runs in a private mount namespace with
 # /sys/fs/cgroup/unified unmounted, because crun 1.8 refuses hybrid cgroups (the host is not changed).
 #
-# Usage: sudo bench/runtime/run.sh            env: RUNS (per round, 10), ROUNDS (3), RSS_RUNS (7),
+# Usage: sudo bench/runtime/run.sh            env: RUNS (per round, 10), ROUNDS (3), RSS_RUNS (7), IL_RUNS (40),
 #        WORK (/tmp/berth-bench-runtime), BERTH_RUNTIME (.venv/bin/berth-runtime), KEEP=1 keeps bundles
 # Output: a markdown table on stdout and in $WORK/summary.md; raw hyperfine JSON in $WORK/round-*.json.
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 need_root
 need_tools runc crun hyperfine unshare /usr/bin/time
-RUNS=${RUNS:-10}; ROUNDS=${ROUNDS:-3}; RSS_RUNS=${RSS_RUNS:-7}
+RUNS=${RUNS:-10}; ROUNDS=${ROUNDS:-3}; RSS_RUNS=${RSS_RUNS:-7}; IL_RUNS=${IL_RUNS:-40}
 WORK=${WORK:-/tmp/berth-bench-runtime}
 BERTH_RUNTIME=${BERTH_RUNTIME:-$REPO/.venv/bin/berth-runtime}
 export BERTH_RUNTIME
@@ -89,6 +89,10 @@ for round in \$(seq 1 $ROUNDS); do
   hyperfine -N -w 3 -r $RUNS --style basic --export-json "$WORK/round-\$round.json" "\${args[@]}" >/dev/null
   echo "round \$round done"
 done
+# Interleaved rounds (each round runs all six, order rotated): per-round ratios resist the machine's noise.
+il=()
+for n in "\${names[@]}"; do il+=("\$n=\$(cmd "\$n")"); done
+"$PY" "$REPO/bench/runtime/interleave.py" "$WORK/interleave.json" $IL_RUNS 3 "\${il[@]}"
 # Cold BPF cache: berth compiles the profile on every start (what runc and crun always do).
 hyperfine -N -w 1 -r $RUNS --style basic --prepare "rm -rf $BERTH_SECCOMP_CACHE" \
   --export-json "$WORK/cold.json" -n "berth+seccomp (cold BPF cache)" "\$(cmd berth+seccomp)" >/dev/null
@@ -135,6 +139,22 @@ out += ["", "| ratio (wall medians) | value |", "|---|---|"]
 for a, b in [("berth", "runc"), ("berth", "crun"), ("berth+seccomp", "runc+seccomp"),
              ("berth+seccomp", "crun+seccomp"), ("berth+seccomp", "berth"), ("runc", "crun")]:
     out.append(f"| {a} / {b} | {med[a] / med[b]:.2f} |")
+il_path = f"{work}/interleave.json"
+if os.path.exists(il_path):
+    sys.path.insert(0, os.path.join(os.environ["REPO"], "bench", "runtime"))
+    from interleave import pair_ratio
+    il = json.load(open(il_path))
+    n = len(next(iter(il.values()))["wall_ms"])
+    out += ["", f"Interleaved: {n} rounds, each runs all six once (rotated order); cpu from wait4.", "",
+            "| runtime | wall median (min–max), ms | cpu median, ms |", "|---|---|---|"]
+    for k in order:
+        r = il[k]
+        out.append(f"| {k} | {statistics.median(r['wall_ms']):.1f} ({min(r['wall_ms']):.1f}–{max(r['wall_ms']):.1f}) "
+                   f"| {statistics.median(r['cpu_ms']):.1f} |")
+    out += ["", "| per-round ratio (median of wall A/B) | value |", "|---|---|"]
+    for a, b in [("berth", "runc"), ("berth", "crun"), ("berth+seccomp", "runc+seccomp"),
+                 ("berth+seccomp", "crun+seccomp"), ("berth+seccomp", "berth"), ("runc", "crun")]:
+        out.append(f"| {a} / {b} | {pair_ratio(il, a, b):.2f} |")
 text = "\n".join(out) + "\n"
 open(f"{work}/summary.md", "w").write(text)
 json.dump({"wall_ms": wall, "cpu_ms": cpu, "rss_kib": rss}, open(f"{work}/summary.json", "w"))
