@@ -249,3 +249,44 @@ def test_corrupt_blob_from_content_store_fails_the_apply(tmp_path):
     with cs.open(d) as f, pytest.raises(DataCorruption, match=d):
         apply_layer(f, str(tmp_path / "bad"))
     assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("algo", ["gzip", "zstd", "bzip2", "xz"])
+def test_truncated_or_corrupt_compressed_layers(tmp_path, algo):
+    import bz2
+    import lzma
+
+    tar = build_tar(entry("a", data=os.urandom(200_000)), entry("b", data=b"b" * 5000))
+    blob = {"bzip2": bz2.compress, "xz": lzma.compress}.get(algo, lambda t: compress(io.BytesIO(t), algo).read())(tar)
+    assert apply_bytes(blob, tmp_path / "ok").compression == algo
+    for cut in (20, len(blob) // 2, len(blob) - 3):
+        with pytest.raises(InvalidArgument, match="invalid layer stream|truncated"):
+            apply_bytes(blob[:cut], tmp_path / "cut")
+        assert not (tmp_path / "cut").exists()
+    bad = bytearray(blob)
+    for i in range(len(bad) // 2, len(bad) // 2 + 8):
+        bad[i] ^= 0x5A
+    with pytest.raises(InvalidArgument):
+        apply_bytes(bytes(bad), tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_zstd_bomb_is_decompressed_in_bounded_pieces():
+    import resource
+
+    import zstandard
+
+    from berth.layers import decompress
+
+    c = zstandard.ZstdCompressor().compressobj()
+    zeros = bytes(1 << 20)
+    bomb = b"".join([c.compress(zeros) for _ in range(400)]) + c.flush()  # 400 MiB of zeros
+    assert len(bomb) < 100_000
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    plain, kind = decompress(io.BytesIO(bomb))
+    total = 0
+    while chunk := plain.read(1 << 20):
+        total += len(chunk)
+    assert (kind, total) == ("zstd", 400 << 20)
+    grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mib < 100, f"peak RSS grew by {grown_mib:.0f} MiB"

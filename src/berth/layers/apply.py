@@ -31,10 +31,8 @@ WH_META_PREFIX = ".wh..wh."
 WH_OPAQUE = ".wh..wh..opq"
 OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
 
-_BUF = 1 << 20
 _IS_ROOT = os.geteuid() == 0
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 try:
     from isal.igzip import BadGzipFile as _IsalBadGzip

@@ -78,6 +78,61 @@ def _read_head(stream: BinaryIO, n: int = 6) -> bytes:
     return head
 
 
+class _ZstdReader(io.RawIOBase):
+    """zstd frames one after another. Unlike zstandard's stream_reader, a stream cut inside a frame
+    raises instead of ending quietly. decompressobj has no output limit, so input is fed in pieces
+    sized by the ratio seen so far: one call yields at most a few MiB even for a zstd bomb."""
+
+    _OUT_TARGET = 4 << 20
+
+    def __init__(self, raw: BinaryIO) -> None:
+        super().__init__()
+        self._raw = raw
+        self._d = zstandard.ZstdDecompressor()
+        self._obj = self._d.decompressobj(write_size=_BUF)
+        self._in_frame = False
+        self._input = b""
+        self._off = 0
+        self._piece = 1024
+        self._pending = b""
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def _step(self) -> None:
+        if not self._input:
+            data = self._raw.read(_BUF)
+            if not data:
+                if self._in_frame:
+                    raise zstandard.ZstdError("zstd stream truncated inside a frame")
+                self._done = True
+                return
+            self._input = memoryview(data)
+        piece, self._input = self._input[: self._piece], self._input[self._piece :]
+        out = []
+        while piece:
+            self._in_frame = True
+            out.append(self._obj.decompress(piece))
+            if not self._obj.eof:
+                break
+            piece = self._obj.unused_data
+            self._obj = self._d.decompressobj(write_size=_BUF)
+            self._in_frame = False
+        self._pending = b"".join(out) if len(out) != 1 else out[0]
+        self._off = 0
+        ratio = max(1, len(self._pending) // max(1, len(piece) or self._piece))
+        self._piece = max(256, min(_BUF, self._OUT_TARGET // ratio))
+
+    def readinto(self, b) -> int:
+        while self._off >= len(self._pending) and not self._done:
+            self._step()
+        n = min(len(b), len(self._pending) - self._off)
+        b[:n] = memoryview(self._pending)[self._off : self._off + n]
+        self._off += n
+        return n
+
+
 def decompress(stream: BinaryIO) -> tuple[BinaryIO, str]:
     """A readable stream of the uncompressed bytes, and the compression that was found."""
     head = _read_head(stream)
@@ -88,7 +143,7 @@ def decompress(stream: BinaryIO) -> tuple[BinaryIO, str]:
     if kind == "gzip":
         return _gzip_mod.GzipFile(fileobj=raw, mode="rb"), kind
     if kind == "zstd":
-        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, read_size=_BUF), kind
+        return io.BufferedReader(_ZstdReader(raw), _BUF), kind
     if kind == "bzip2":
         return bz2.BZ2File(raw, "rb"), kind
     if kind == "xz":
@@ -130,7 +185,8 @@ class _ZstdWriter(io.RawIOBase):
     def __init__(self, out: BinaryIO, level: int | None) -> None:
         super().__init__()
         self._out = out
-        self._c = zstandard.ZstdCompressor(level=3 if level is None else level).compressobj()
+        # frame checksums: corruption is caught while decompressing, not only by the diff_id
+        self._c = zstandard.ZstdCompressor(level=3 if level is None else level, write_checksum=True).compressobj()
 
     def writable(self) -> bool:
         return True

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from berth.errors import InvalidArgument, Unsupported
+from berth.errors import BerthError, InvalidArgument, SystemError_, Unsupported
 
 BLOCK = 512
 _CHUNK = 1 << 20
@@ -45,6 +45,17 @@ def _num(b: bytes, field: str, where: str) -> int:
         return int(s, 8)
     except ValueError:
         raise InvalidArgument(f"layer tar: bad {field} field {s!r} in the header {where}")
+
+
+def _classify(e: BaseException) -> BaseException:
+    """Errors of the layer stream: berth errors as they are (e.g. DataCorruption from a verifying
+    content-store reader), an OS error with an errno is the host's fault, anything else (bad gzip,
+    zstd, xz, bzip2 data) is a broken layer."""
+    if isinstance(e, BerthError):
+        return e
+    if isinstance(e, OSError) and e.errno is not None:
+        return SystemError_(f"reading the layer stream: {e.strerror or e}")
+    return InvalidArgument(f"invalid layer stream: {e or type(e).__name__}")
 
 
 class Source:
@@ -93,7 +104,7 @@ class Source:
             return False
         if isinstance(item, BaseException):
             self._eof = True
-            raise item
+            raise _classify(item) from item
         self._buf, self._off = item, 0
         return True
 
