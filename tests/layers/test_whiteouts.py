@@ -89,8 +89,22 @@ def test_overlay_mount_of_applied_layers_hides_whited_out_files(tmp_path):
 def test_whiteout_then_recreate_in_same_layer(tmp_path):
     dest = tmp_path / "snap"
     apply(PARENT, dest, "delete")
-    apply(build_tar(entry(".wh.keep", data=b""), entry("keep", "dir")), dest, "delete")
-    assert os.path.isdir(dest / "keep")
+    replace_d = build_tar(entry(".wh.d", data=b""), entry("d", "dir"), entry("d/only", data=b"o"),
+                          entry(".wh.keep", data=b""), entry("keep", "dir"))
+    apply(replace_d, dest, "delete")
+    assert os.path.isdir(dest / "keep") and tree(dest / "d") == ["only"]
+    # overlay mode: the new "d" must hide the lower "d" (opaque), not merge with it
+    lower, upper, merged = tmp_path / "lower", tmp_path / "upper", tmp_path / "merged"
+    apply(PARENT, lower, "overlay")
+    apply(replace_d, upper, "overlay")
+    assert os.getxattr(upper / "d", "trusted.overlay.opaque") == b"y"
+    merged.mkdir()
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o", f"lowerdir={upper}:{lower}", str(merged)],
+                   check=True)
+    try:
+        assert tree(merged / "d") == ["only"]
+    finally:
+        subprocess.run(["umount", str(merged)], check=True)
     d2 = tmp_path / "ov"
     apply(build_tar(entry("x", data=b"1"), entry(".wh.x", data=b"")), d2, "overlay")
     assert is_whiteout(d2 / "x")

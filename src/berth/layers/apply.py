@@ -172,15 +172,21 @@ class _Applier:
 
     def _dir(self, m: tarfile.TarInfo, pfd: int, comps: tuple[str, ...]) -> None:
         base = comps[-1]
+        opaque = False
         try:
             os.mkdir(base, 0o700, dir_fd=pfd)
         except FileExistsError:
             st = os.lstat(base, dir_fd=pfd)
             if not stat.S_ISDIR(st.st_mode):
+                # a directory taking the place of this layer's own whiteout: it replaces the lower
+                # directory instead of merging with it (what overlayfs does on rmdir + mkdir)
+                opaque = self.mode == "overlay" and stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
                 self.tree.remove(pfd, comps)
                 os.mkdir(base, 0o700, dir_fd=pfd)
         fd = self.tree.dir_fd(comps, m.name)
         self._meta_fd(fd, m, m.name)
+        if opaque:
+            self._setxattr_fd(fd, OVERLAY_OPAQUE_XATTR, b"y", m.name)
         self.dir_times[comps] = _times_ns(m)
 
     def _hardlink(self, m: tarfile.TarInfo, pfd: int, comps: tuple[str, ...]) -> None:
