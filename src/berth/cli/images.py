@@ -104,6 +104,14 @@ def image_rows(items: list[dict], trunc: bool, digests: bool) -> list[ImageRow]:
     return rows
 
 
+def _ref_matches(pattern: str, repo: str, tag: str) -> bool:
+    from fnmatch import fnmatchcase
+
+    if ":" in pattern.rsplit("/", 1)[-1]:
+        return fnmatchcase(f"{repo}:{tag}", pattern)
+    return fnmatchcase(repo, pattern)
+
+
 def add_images(p: argparse.ArgumentParser) -> None:
     p.add_argument("-a", "--all", action="store_true", help="Show all images (default hides intermediate images)")
     p.add_argument("--digests", action="store_true", help="Show digests")
@@ -120,6 +128,8 @@ def cmd_images(client: Client, o: argparse.Namespace) -> int:
         filters.setdefault("reference", {})[o.reference] = True
     items = client.get_json("/images/json", {"all": o.all, "filters": filters or None}) or []
     rows = image_rows(items, not o.no_trunc, o.digests)
+    if o.reference:  # show only the matching tags of a multi-tagged image (as dockerd's filter does)
+        rows = [r for r in rows if _ref_matches(o.reference, r.Repository, r.Tag)]
     f = o.format
     if o.quiet and not f:
         f = "{{.ID}}"

@@ -216,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    except (ConnectionError, TimeoutError) as e:
+        sys.stderr.write(f"error during connect: {e}\n")
+        return fail
     except KeyboardInterrupt:
         return 130
     finally:

@@ -13,16 +13,12 @@ import socket
 from collections.abc import Iterable, Iterator
 from urllib.parse import quote, urlencode
 
-from berth.client.http import Connection, Hijacked, ProtocolError, Response
+from berth.client.http import ClientError, Connection, Hijacked, ProtocolError, Response
 from berth.client.stream import json_messages
 
 DEFAULT_SOCKET = "/run/berth/berth.sock"
 MAX_API_VERSION = "1.41"
 FALLBACK_API_VERSION = "1.24"
-
-
-class ClientError(Exception):
-    """Base for every client failure; str() is what the CLI prints."""
 
 
 class DaemonUnreachable(ClientError):

@@ -13,8 +13,12 @@ _MAX_LINE = 65536
 _MAX_HEADERS = 200
 
 
-class ProtocolError(Exception):
-    """The peer sent something that is not HTTP/1.1 as we speak it."""
+class ClientError(Exception):
+    """Base for every client failure; str() is what the CLI prints."""
+
+
+class ProtocolError(ClientError):
+    """The peer sent something that is not HTTP/1.1 as we speak it (or hung up mid-message)."""
 
 
 class SocketReader:
