@@ -396,3 +396,26 @@ def test_publish_is_sent_and_refused_clearly(b):
     r = b("run", "--rm", "-p", "8080:80", "busybox", "true")
     assert r.returncode == 125
     assert "Error response from daemon" in r.err and "port" in r.err.lower()
+
+
+def test_prunes(b, unique_name, tmp_path):
+    b.ok("volume", "create", unique_name)
+    out = b.ok("volume", "prune", "-f", "-a")
+    assert "Deleted Volumes:" in out and unique_name in out.split() and "Total reclaimed space:" in out
+    assert unique_name not in b.ok("volume", "ls", "-q").split()
+    t = tmp_path / "r.tar"
+    with tarfile.open(t, "w") as tf:
+        info = tarfile.TarInfo(unique_name)
+        tf.addfile(info)
+    img = b.ok("import", str(t)).strip()  # untagged: dangling
+    out = b.ok("image", "prune", "-f")
+    assert f"deleted: {img}" in out.splitlines() and "Total reclaimed space:" in out
+    r = b("image", "inspect", img)
+    assert r.returncode == 1 and f"No such image: {img}" in r.err
+
+
+def test_container_prune(b, unique_name):
+    b.ok("create", "--name", unique_name, "busybox", "true")
+    out = b.ok("container", "prune", "-f")
+    assert "Deleted Containers:" in out and "Total reclaimed space:" in out
+    assert b.ok("ps", "-aq", "--filter", f"name={unique_name}") == ""

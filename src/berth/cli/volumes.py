@@ -126,7 +126,7 @@ def cmd_prune(client: Client, o: argparse.Namespace) -> int:
                                    if not o.all else "WARNING! This will remove all local volumes not used by at least one container."):
         return 0
     filters = filters_param(o.filter) or {}
-    if o.all:
+    if o.all:  # named volumes too (the API >= 1.42 meaning of a bare prune is anonymous ones only)
         filters["all"] = {"true": True}
     res = client.post_json("/volumes/prune", params={"filters": filters or None}) or {}
     deleted = res.get("VolumesDeleted") or []
