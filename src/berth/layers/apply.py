@@ -13,7 +13,6 @@ import gzip
 import lzma
 import os
 import stat
-import tarfile
 import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO, Literal
@@ -24,7 +23,7 @@ import zstandard
 from berth.errors import InvalidArgument, SystemError_, Unsupported
 from berth.layers.compression import decompress
 from berth.layers.paths import DirTree, remove_tree, split_entry
-from berth.layers.tarread import Reader, Source
+from berth.layers.tarread import Member, Reader, Source
 
 WH_PREFIX = ".wh."
 WH_META_PREFIX = ".wh..wh."
@@ -40,7 +39,7 @@ except ImportError:  # pragma: no cover
     _IsalBadGzip = EOFError
 
 _STREAM_ERRORS: tuple[type[BaseException], ...] = (
-    tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, _IsalBadGzip, zstandard.ZstdError,
+    EOFError, zlib.error, gzip.BadGzipFile, _IsalBadGzip, zstandard.ZstdError,
     lzma.LZMAError,
 )
 
@@ -53,7 +52,7 @@ class Applied:
     compression: str = "none"
 
 
-def _xattrs(m: tarfile.TarInfo) -> list[tuple[str, bytes]]:
+def _xattrs(m: Member) -> list[tuple[str, bytes]]:
     if not m.pax_headers:
         return []
     out = []
@@ -77,7 +76,7 @@ def _ns(value: str | float | int) -> int:
     return int(value) * 1_000_000_000 if isinstance(value, int) else round(value * 1e9)
 
 
-def _times_ns(m: tarfile.TarInfo) -> tuple[int, int]:
+def _times_ns(m: Member) -> tuple[int, int]:
     if not m.pax_headers:
         mt = int(m.mtime) * 1_000_000_000
         return mt, mt
@@ -104,10 +103,10 @@ class _Applier:
     dir_times: dict[tuple[str, ...], tuple[int, int]] = field(default_factory=dict)
 
     # -- per entry ---------------------------------------------------------------------------------
-    def entry(self, rd: Reader, m: tarfile.TarInfo) -> None:
+    def entry(self, rd: Reader, m: Member) -> None:
         name = m.name
         comps = split_entry(name)
-        if any(c.startswith(WH_META_PREFIX) for c in comps[:-1]):
+        if WH_META_PREFIX in name and any(c.startswith(WH_META_PREFIX) for c in comps[:-1]):
             return  # aufs metadata (.wh..wh.plnk/...): not part of the filesystem
         if not comps:
             if not m.isdir():
@@ -154,7 +153,7 @@ class _Applier:
             self.tree.remove(pfd, comps)
             make()
 
-    def _file(self, rd: Reader, m: tarfile.TarInfo, pfd: int, comps: tuple[str, ...]) -> None:
+    def _file(self, rd: Reader, m: Member, pfd: int, comps: tuple[str, ...]) -> None:
         base = comps[-1]
         try:
             fd = os.open(base, _FILE_FLAGS, 0o600, dir_fd=pfd)
@@ -170,7 +169,7 @@ class _Applier:
         finally:
             os.close(fd)
 
-    def _dir(self, m: tarfile.TarInfo, pfd: int, comps: tuple[str, ...]) -> None:
+    def _dir(self, m: Member, pfd: int, comps: tuple[str, ...]) -> None:
         base = comps[-1]
         opaque = False
         try:
@@ -189,7 +188,7 @@ class _Applier:
             self._setxattr_fd(fd, OVERLAY_OPAQUE_XATTR, b"y", m.name)
         self.dir_times[comps] = _times_ns(m)
 
-    def _hardlink(self, m: tarfile.TarInfo, pfd: int, comps: tuple[str, ...]) -> None:
+    def _hardlink(self, m: Member, pfd: int, comps: tuple[str, ...]) -> None:
         name = m.name
         try:
             tcomps = split_entry(m.linkname, "hardlink target")
@@ -209,7 +208,7 @@ class _Applier:
         self._create(pfd, comps, lambda: os.link(
             tcomps[-1], comps[-1], src_dir_fd=tpfd, dst_dir_fd=pfd, follow_symlinks=False))
 
-    def _whiteout(self, m: tarfile.TarInfo, comps: tuple[str, ...]) -> None:
+    def _whiteout(self, m: Member, comps: tuple[str, ...]) -> None:
         name, base, pcomps = m.name, comps[-1], comps[:-1]
         if base == WH_OPAQUE:
             if self.mode == "overlay":
@@ -244,7 +243,7 @@ class _Applier:
             self.unpacked.discard(tcomps)
 
     # -- metadata ----------------------------------------------------------------------------------
-    def _meta_fd(self, fd: int, m: tarfile.TarInfo, name: str) -> None:
+    def _meta_fd(self, fd: int, m: Member, name: str) -> None:
         """Owner, mode (after chown: chown clears setuid), xattrs (after chown: it clears caps)."""
         if _IS_ROOT:
             os.fchown(fd, m.uid, m.gid)
@@ -252,7 +251,7 @@ class _Applier:
         for k, v in _xattrs(m):
             self._setxattr_fd(fd, k, v, name)
 
-    def _meta_path(self, pfd: int, base: str, m: tarfile.TarInfo, symlink: bool = False) -> None:
+    def _meta_path(self, pfd: int, base: str, m: Member, symlink: bool = False) -> None:
         if _IS_ROOT:
             os.chown(base, m.uid, m.gid, dir_fd=pfd, follow_symlinks=False)
         if not symlink:
