@@ -9,6 +9,7 @@ import os
 import pty
 import re
 import select
+import signal
 import struct
 import subprocess
 import tarfile
@@ -93,7 +94,7 @@ def test_stdout_stderr_split(b):
     assert (r.out, r.err) == ("out\n", "err\n")
 
 
-def run_in_pty(env: dict, argv: list[str], reply: tuple[bytes, bytes] | None = None, rows: int = 33,
+def run_in_pty(env: dict, argv: list[str], reply: tuple[bytes, object] | None = None, rows: int = 33,
                cols: int = 111) -> tuple[int, bytes]:
     """Run berth with a pty as its terminal; when `reply[0]` shows up in the output, type `reply[1]`."""
     master, slave = pty.openpty()
@@ -106,7 +107,11 @@ def run_in_pty(env: dict, argv: list[str], reply: tuple[bytes, bytes] | None = N
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if not sent and reply[0] in out:  # type: ignore[index]
-                os.write(master, reply[1])  # type: ignore[index]
+                action = reply[1]  # type: ignore[index]
+                if callable(action):
+                    action(p, master)
+                else:
+                    os.write(master, action)
                 sent = True
             r, _, _ = select.select([master], [], [], 0.5)
             if master in r:
@@ -143,6 +148,35 @@ def test_exec_tty_through_a_pty(b, running):
                          reply=(b"go", b"9\r"), rows=40, cols=120)
     assert rc == 9, out
     assert b"40 120\r\n" in out
+
+
+def test_sigwinch_resizes_and_is_proxied(b):
+    def resize(p, master):
+        fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 150, 0, 0))
+        os.kill(p.pid, signal.SIGWINCH)
+
+    # the CLI resizes before it forwards WINCH, so the trap sees the new size
+    rc, out = run_in_pty(b.env, ["run", "--rm", "-it", "busybox", "sh", "-c",
+                                 "trap 'stty size; exit 5' WINCH; echo go; while :; do sleep 0.1; done"],
+                         reply=(b"go", resize))
+    assert rc == 5, out
+    assert b"50 150\r\n" in out
+
+
+def test_signals_are_proxied(b):
+    p = subprocess.Popen([BERTH, "run", "--rm", "busybox", "sh", "-c",
+                          "trap 'echo got-term; exit 42' TERM; echo ready; while :; do sleep 0.1; done"],
+                         env=b.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert p.stdout.readline() == b"ready\n"
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 42, err
+        assert out == b"got-term\n"
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
 
 
 def test_detach_keys_leave_the_container_running(b, unique_name):
