@@ -234,6 +234,10 @@ def test_inspect(b, running):
     data = json.loads(b.ok("inspect", running))
     assert isinstance(data, list) and data[0]["Name"] == f"/{running}" and data[0]["State"]["Running"] is True
     assert b.ok("container", "inspect", "--format", "{{json .Config.Cmd}}", running) == '["sleep","300"]\n'
+    r = b("inspect", "-f", "{{.State", running)
+    assert r.returncode == 64 and r.err.startswith("template parsing error:") and r.out == ""
+    r = b("ps", "--format", "{{.NoSuchField}}")
+    assert r.returncode == 1 and "NoSuchField" in r.err
     r = b("inspect", f"{running}-nope")
     assert r.returncode == 1 and r.err.strip() == f"Error: No such object: {running}-nope" and r.out == "[]\n"
 

@@ -388,10 +388,9 @@ def run_inspect(client: Client, names: list[str], kinds: list[str], template: st
                     break
         else:
             errors.append(f"Error: No such {label}: {n}")
-    try:
-        sys.stdout.write(inspect_output(found, template))
-    except tpl.TemplateError as e:
-        raise CLIError(f"template parsing error: {e}", 1)
+    if template and template != "json":
+        tpl.Template(fmt.expand_format(template))  # a malformed template fails before any output
+    sys.stdout.write(inspect_output(found, template))
     for e in errors:
         _err(e)
     return 1 if errors else 0

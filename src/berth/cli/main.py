@@ -188,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     import importlib
 
     from berth.cli.errors import CLIError
+    from berth.cli.template import TemplateError, TemplateParseError
     from berth.client import APIError, Client, ClientError, StreamError
 
     mod = importlib.import_module(f"berth.cli.{entry[1]}")
@@ -205,6 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     except APIError as e:
         sys.stderr.write(f"{e}\n")
         return fail
+    except TemplateError as e:
+        if isinstance(e, TemplateParseError):
+            sys.stderr.write(f"template parsing error: {e}\n")
+            return 64
+        sys.stderr.write(f"template: {e}\n")
+        return 1
     except StreamError as e:
         sys.stderr.write(f"{e.message}\n")
         return e.code or 1

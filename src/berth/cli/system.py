@@ -19,10 +19,7 @@ def _template_out(template: str, data) -> None:
 
     if template == "json":
         template = "{{json .}}"
-    try:
-        sys.stdout.write(tpl.Template(fmt.expand_format(template)).render(data) + "\n")
-    except tpl.TemplateError as e:
-        raise CLIError(f"template parsing error: {e}", 1)
+    sys.stdout.write(tpl.Template(fmt.expand_format(template)).render(data) + "\n")
 
 
 # ------------------------------------------------------------------------------ info
@@ -201,10 +198,7 @@ def cmd_events(client: Client, o: argparse.Namespace) -> int:
     t = None
     if o.format:
         f = "{{json .}}" if o.format == "json" else o.format
-        try:
-            t = tpl.Template(fmt.expand_format(f))
-        except tpl.TemplateError as e:
-            raise CLIError(f"template parsing error: {e}", 1)
+        t = tpl.Template(fmt.expand_format(f))
     r = client.request("GET", "/events", params)
     for ev in json_messages(r.iter_raw()):
         if not isinstance(ev, dict):

@@ -15,7 +15,11 @@ from typing import Any
 
 
 class TemplateError(Exception):
-    pass
+    """A template could not be executed against the data (docker exits 1)."""
+
+
+class TemplateParseError(TemplateError):
+    """The template text itself is malformed (docker exits 64)."""
 
 
 _MISSING = object()
@@ -431,7 +435,12 @@ FUNCS: dict[str, Any] = {
 class Template:
     def __init__(self, src: str) -> None:
         self.src = src
-        self.nodes = _Parser(src).parse()
+        try:
+            self.nodes = _Parser(src).parse()
+        except TemplateParseError:
+            raise
+        except TemplateError as e:
+            raise TemplateParseError(str(e)) from None
 
     def render(self, data: Any, funcs: dict | None = None) -> str:
         out: list[str] = []
