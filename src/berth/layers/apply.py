@@ -9,18 +9,13 @@ from __future__ import annotations
 import base64
 import ctypes
 import errno
-import gzip
-import lzma
 import os
 import stat
-import zlib
 from dataclasses import dataclass, field
 from typing import BinaryIO, Literal
 from urllib.parse import unquote
 
-import zstandard
-
-from berth.errors import InvalidArgument, SystemError_, Unsupported
+from berth.errors import BerthError, InvalidArgument, SystemError_, Unsupported
 from berth.layers.compression import decompress
 from berth.layers.paths import DirTree, remove_tree, split_entry
 from berth.layers.tarread import Member, Reader, Source
@@ -32,17 +27,6 @@ OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
 
 _IS_ROOT = os.geteuid() == 0
 _FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-
-try:
-    from isal.igzip import BadGzipFile as _IsalBadGzip
-except ImportError:  # pragma: no cover
-    _IsalBadGzip = EOFError
-
-_STREAM_ERRORS: tuple[type[BaseException], ...] = (
-    EOFError, zlib.error, gzip.BadGzipFile, _IsalBadGzip, zstandard.ZstdError,
-    lzma.LZMAError,
-)
-
 
 @dataclass(frozen=True)
 class Applied:
@@ -311,32 +295,22 @@ def apply_layer(
         created = True
     try:
         raw, kind = decompress(stream)
-        src = Source(raw)
-        try:
-            with DirTree(dest) as tree:
-                ap = _Applier(tree, whiteouts)
-                rd = Reader(src)
-                m = None
+        src = Source(raw)  # stream errors surface from it as berth errors
+        with DirTree(dest) as tree:
+            ap = _Applier(tree, whiteouts)
+            rd = Reader(src)
+            for m in rd:
+                tree.release()
                 try:
-                    for m in rd:
-                        tree.release()
-                        try:
-                            ap.entry(rd, m)
-                        except (InvalidArgument, Unsupported, SystemError_):
-                            raise
-                        except OSError as e:
-                            if isinstance(e, _STREAM_ERRORS):
-                                raise
-                            raise SystemError_(f"layer entry {m.name!r}: {e.strerror or e}")
-                    src.drain()
-                except _STREAM_ERRORS as e:
-                    where = f" near entry {m.name!r}" if m is not None else ""
-                    raise InvalidArgument(f"invalid layer{where}: {e}")
-                ap.finish()
-                if sync:
-                    _syncfs(tree.root_fd)
-        finally:
-            src.close()
+                    ap.entry(rd, m)
+                except BerthError:
+                    raise
+                except OSError as e:
+                    raise SystemError_(f"layer entry {m.name!r}: {e.strerror or e}")
+            src.drain()
+            ap.finish()
+            if sync:
+                _syncfs(tree.root_fd)
         return Applied(f"sha256:{src.h.hexdigest()}", ap.size, src.total, kind)
     except BaseException:
         if created:
