@@ -427,7 +427,7 @@ def test_top_stats_port(b, running):
     st = b.ok("stats", "--no-stream", running)
     assert st.splitlines()[0].split()[:3] == ["CONTAINER", "ID", "NAME"] and running in st
     r = b("port", running, "80")
-    assert r.returncode == 1 and "No public port '80/tcp' published" in r.err
+    assert r.returncode == 1 and "No public port '80' published" in r.err
 
 
 def test_publish_is_sent_and_refused_clearly(b):

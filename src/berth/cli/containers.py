@@ -132,7 +132,9 @@ class ContainerRow:
         return ",".join(sorted(nets))
 
     def __template_json__(self) -> dict:
-        return {f: getattr(self, f) for f in self.FIELDS}
+        d = {f: getattr(self, f) for f in self.FIELDS}
+        d["Platform"] = None  # docker 28's key (the daemon reports no per-container platform)
+        return d
 
 
 def format_ports(ports: list[dict]) -> str:
@@ -340,14 +342,15 @@ def cmd_logs(client: Client, o: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------ inspect
 
 
-def dump_json(items: list) -> str:
-    s = json.dumps(items, indent=4, ensure_ascii=False)
+def dump_json(items: list, sort_keys: bool = False) -> str:
+    s = json.dumps(items, indent=4, ensure_ascii=False, sort_keys=sort_keys)
     return s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026") + "\n"
 
 
-def inspect_output(items: list, template: str) -> str:
+def inspect_output(items: list, template: str, sort_keys: bool = False) -> str:
+    """`sort_keys`: the CLI re-encodes volumes from a struct (fields in alphabetical order)."""
     if not template:
-        return dump_json(items)
+        return dump_json(items, sort_keys)
     from berth.cli import template as tpl
 
     if template == "json":
@@ -378,19 +381,22 @@ def run_inspect(client: Client, names: list[str], kinds: list[str], template: st
     found = []
     errors = []
     for n in names:
+        last_err = ""
         for kind in kinds:
             try:
                 found.append(_KINDS[kind](client, n, size))
                 break
             except APIError as e:
+                last_err = str(e)
                 if e.status != 404:
-                    errors.append(str(e))
+                    errors.append(last_err)
                     break
         else:
-            errors.append(f"Error: No such {label}: {n}")
+            errors.append(f"Error: No such {label}: {n}" if label == "object" else last_err)
     if template and template != "json":
         tpl.Template(fmt.expand_format(template))  # a malformed template fails before any output
-    sys.stdout.write(inspect_output(found, template))
+    sys.stdout.write(inspect_output(found, template, sort_keys=kinds == ["volume"]))
+    sys.stdout.flush()
     for e in errors:
         _err(e)
     return 1 if errors else 0
@@ -441,7 +447,7 @@ def cmd_port(client: Client, o: argparse.Namespace) -> int:
         key = f"{port}/{proto or 'tcp'}"
         binds = ports.get(key)
         if not binds:
-            raise CLIError(f"Error: No public port '{key}' published for {o.container}", 1)
+            raise CLIError(f"Error: No public port '{o.private_port}' published for {o.container}", 1)
         for b in binds:
             print(f"{b.get('HostIp') or '0.0.0.0'}:{b.get('HostPort')}")
         return 0

@@ -58,7 +58,7 @@ class ImageRow:
 
     @property
     def VirtualSize(self) -> str:
-        return fmt.human_size(self._i.get("VirtualSize", self._i.get("Size", 0)) or 0)
+        return fmt.human_size(self._i.get("VirtualSize", self._i.get("Size", 0)) or 0, 4)
 
     @property
     def SharedSize(self) -> str:
@@ -132,14 +132,7 @@ def cmd_images(client: Client, o: argparse.Namespace) -> int:
         rows = [r for r in rows if _ref_matches(o.reference, r.Repository, r.Tag)]
     f = o.format
     if o.quiet and not f:
-        f = "{{.ID}}"
-        seen = set()
-        uniq = []
-        for r in rows:
-            if r.ID not in seen:
-                seen.add(r.ID)
-                uniq.append(r)
-        rows = uniq
+        f = "{{.ID}}"  # one line per row, repeated ids included, as docker prints them
     table = ("table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}" if o.digests
              else "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}")
     sys.stdout.write(fmt.render(f, rows, ImageRow.HEADERS, table))

@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, TemplateParseError):
             sys.stderr.write(f"template parsing error: {e}\n")
             return 64
-        sys.stderr.write(f"template: {e}\n")
+        sys.stderr.write(f"failed to execute template: template: {e}\n")
         return 1
     except StreamError as e:
         sys.stderr.write(f"{e.message}\n")

@@ -282,7 +282,9 @@ def cmd_df(client: Client, o: argparse.Namespace) -> int:
     containers = df.get("Containers") or []
     volumes = df.get("Volumes") or []
     layers = df.get("LayersSize", 0) or 0
-    used = sum((i.get("Size", 0) or 0) - max(0, i.get("SharedSize", 0) or 0) for i in images if (i.get("Containers") or 0) > 0)
+    # as docker: images whose Size or SharedSize is unknown (-1) do not count as used
+    used = sum(i["Size"] - i["SharedSize"] for i in images
+               if (i.get("Containers") or 0) > 0 and i.get("Size", -1) != -1 and i.get("SharedSize", -1) != -1)
     img_active = sum(1 for i in images if (i.get("Containers") or 0) > 0)
     c_size = sum(c.get("SizeRw", 0) or 0 for c in containers)
     c_reclaim = sum(c.get("SizeRw", 0) or 0 for c in containers if c.get("State") != "running")
@@ -308,14 +310,16 @@ def cmd_df(client: Client, o: argparse.Namespace) -> int:
                                     "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}"))
         return 0
     out = ["Images space usage:\n"]
-    out.append(fmt.render("", image_rows(images, True, False), ImageRow.HEADERS,
+    first_tag_only = [{**i, "RepoTags": (i.get("RepoTags") or [])[:1]} for i in images]  # docker shows one row each
+    out.append(fmt.render("", image_rows(first_tag_only, True, False), ImageRow.HEADERS,
                           "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}"))
     out.append("\nContainers space usage:\n\n")
     out.append(fmt.render("", [ContainerRow(c) for c in containers], ContainerRow.HEADERS,
                           "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}"))
     out.append("\nLocal Volumes space usage:\n\n")
     out.append(fmt.render("", [VolumeRow(v) for v in volumes], VolumeRow.HEADERS, "table {{.Name}}\t{{.Links}}\t{{.Size}}"))
-    out.append(f"\nBuild cache usage: {fmt.human_size(bc, 4)}\n")
+    out.append(f"\nBuild cache usage: {fmt.human_size(bc, 4)}\n\n")
+    out.append(fmt.tabwrite(["CACHE ID\tCACHE TYPE\tSIZE\tCREATED\tLAST USED\tUSAGE\tSHARED"]))
     out[0] = "Images space usage:\n\n"
     sys.stdout.write("".join(out))
     return 0

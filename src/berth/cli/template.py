@@ -109,7 +109,7 @@ def _split_actions(src: str) -> list[tuple[str, str]]:
         text = src[pos:i]
         j = src.find("}}", i + 2)
         if j < 0:
-            raise TemplateError("unclosed action: missing }}")
+            raise TemplateError("template: :1: unclosed action")
         inner = src[i + 2 : j]
         if inner.startswith("- ") or inner == "-":
             text = text.rstrip()
