@@ -290,3 +290,23 @@ def test_zstd_bomb_is_decompressed_in_bounded_pieces():
     assert (kind, total) == ("zstd", 400 << 20)
     grown_mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert grown_mib < 100, f"peak RSS grew by {grown_mib:.0f} MiB"
+
+
+def test_hostile_headers(tmp_path):
+    ti, data = entry("big-pax", data=b"x")
+    raw = bytearray(build_tar((ti, data)))
+    pax = build_tar(entry("p", data=b"", xattrs={"user.x": b"y"}))
+    assert pax[156:157] == b"x"
+    hdr = bytearray(pax[:512])  # a pax header claiming 4 GiB of records
+    hdr[124:136] = b"%011o\0" % (4 << 30)
+    hdr[148:156] = b"        "
+    hdr[148:156] = b"%06o\0 " % sum(hdr)
+    with pytest.raises(InvalidArgument, match="too large"):
+        apply_bytes(bytes(hdr) + bytes(raw), tmp_path / "a")
+    neg = bytearray(raw[:512])  # base-256 negative size
+    neg[124:136] = b"\xff" * 12
+    neg[148:156] = b"        "
+    neg[148:156] = b"%06o\0 " % sum(neg)
+    with pytest.raises(InvalidArgument, match="negative"):
+        apply_bytes(bytes(neg) + bytes(raw[512:]), tmp_path / "b")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

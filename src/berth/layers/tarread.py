@@ -19,6 +19,7 @@ _ZERO = bytes(BLOCK)
 _REGULAR = {b"0", b"\0", b"7"}
 _KNOWN = _REGULAR | {b"1", b"2", b"3", b"4", b"5", b"6"}
 _PAX_INT = ("uid", "gid", "size")
+_MAX_EXTENDED = 16 << 20  # pax records / GNU long names: generous, but never a huge allocation
 
 
 def _dec(b: bytes) -> str:
@@ -44,7 +45,7 @@ def _num(b: bytes, field: str, where: str) -> int:
 
 
 class Member:
-    """One tar entry (the subset of Member that layers use, at a fraction of its cost)."""
+    """One tar entry (the part of tarfile.TarInfo that layers use, at a fraction of its cost)."""
 
     __slots__ = ("name", "type", "mode", "uid", "gid", "size", "mtime", "linkname", "devmajor", "devminor",
                  "pax_headers")
@@ -183,6 +184,7 @@ class Source:
             self.pos += len(self._buf)
         self._buf = b""
 
+
 class Reader:
     """Iterates Members; the caller copies a regular file's data with copy_data (or it is skipped)."""
 
@@ -214,6 +216,8 @@ class Reader:
         return b
 
     def _read_payload(self, size: int, what: str) -> bytes:
+        if size > _MAX_EXTENDED:
+            raise InvalidArgument(f"layer tar: extended header of {size} bytes {what} is too large")
         data = self.src.read(size)
         pad = -size % BLOCK
         if len(data) != size or self.src.skip(pad) != pad:
@@ -293,6 +297,8 @@ class Reader:
             m.name = m.name.rstrip("/") or "."
             m.type = b"5"
         declared = m.size if "size" in p else size  # data bytes that follow the header
+        if declared < 0 or m.uid < 0 or m.gid < 0:
+            raise InvalidArgument(f"layer entry {m.name!r}: negative size, uid or gid")
         m.size = declared if m.type == b"0" else 0
         self._left = declared
         self._pad = -declared % BLOCK
