@@ -70,10 +70,11 @@ def test_run_rm_echo(b, unique_name):
         (["/etc"], 126, "Error response from daemon"),
     ],
 )
-def test_exit_codes(b, args, code, err):
-    r = b("run", "--rm", "busybox", *args)
+def test_exit_codes(b, unique_name, args, code, err):
+    r = b("run", "--rm", "--name", unique_name, "busybox", *args)
     assert r.returncode == code, r.err
     assert err in r.err
+    assert b.ok("ps", "-aq", "--filter", f"name={unique_name}") == ""  # --rm: gone even when start failed
 
 
 def test_flag_and_daemon_errors_are_125(b, unique_name):

@@ -169,6 +169,17 @@ def _wait_status(wait_resp) -> int:
     return int(res.get("StatusCode", 125))
 
 
+def _await_removal(wait_resp, timeout: float = 10.0) -> None:
+    """After a failed start with --rm, docker waits until the daemon removed the container, so that
+    it is gone when the command returns; bounded here so that a daemon that never removes it cannot
+    hang the CLI."""
+    try:
+        wait_resp.conn.sock.settimeout(timeout)
+        wait_resp.read()
+    except (ClientError, OSError):
+        pass
+
+
 def cmd_run(client: Client, o: argparse.Namespace) -> int:
     stdin_tty = os.isatty(0)
     if o.tty and o.interactive and not stdin_tty:
@@ -186,6 +197,8 @@ def cmd_run(client: Client, o: argparse.Namespace) -> int:
         except APIError as e:
             if conn:
                 conn.close()
+            if o.rm and not o.detach:
+                _await_removal(wait_resp)
             wait_resp.close()
             raise _run_error("run", e, start_failure_code(e.message))
     except APIError as e:
