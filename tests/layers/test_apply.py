@@ -307,6 +307,27 @@ def test_hostile_headers(tmp_path):
     neg[124:136] = b"\xff" * 12
     neg[148:156] = b"        "
     neg[148:156] = b"%06o\0 " % sum(neg)
-    with pytest.raises(InvalidArgument, match="negative"):
+    with pytest.raises(InvalidArgument, match="out of range"):
         apply_bytes(bytes(neg) + bytes(raw[512:]), tmp_path / "b")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_absurd_values_name_the_entry(tmp_path):
+    ti, _ = entry("dev", "chr", major=1 << 40, minor=1)  # GNU base-256: os.makedev overflows
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
+        tf.addfile(ti)
+    with pytest.raises(InvalidArgument, match="'dev'"):
+        apply_bytes(buf.getvalue(), tmp_path / "a")
+    ti, _ = entry("when", data=b"")
+    ti.pax_headers["mtime"] = "12.x"
+    with pytest.raises(InvalidArgument, match="'when': malformed pax time"):
+        apply_bytes(build_tar((ti, b"")), tmp_path / "a")
+    ti, _ = entry("link", "sym", link="x")
+    ti.pax_headers["linkpath"] = "a\0b"
+    with pytest.raises(InvalidArgument, match="'link'"):
+        apply_bytes(build_tar((ti, b"")), tmp_path / "b")
+    ti, _ = entry("t", data=b"")
+    ti.pax_headers["mtime"] = "99999999999999999999"
+    with pytest.raises(InvalidArgument, match="'t': timestamp out of range"):
+        apply_bytes(build_tar((ti, b"")), tmp_path / "c")

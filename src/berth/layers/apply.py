@@ -60,13 +60,22 @@ def _ns(value: str | float | int) -> int:
     return int(value) * 1_000_000_000 if isinstance(value, int) else round(value * 1e9)
 
 
+_MAX_NS = (1 << 63) - 1
+
+
 def _times_ns(m: Member) -> tuple[int, int]:
     if not m.pax_headers:
-        mt = int(m.mtime) * 1_000_000_000
-        return mt, mt
-    mt = _ns(m.pax_headers.get("mtime", m.mtime))
-    at = m.pax_headers.get("atime")
-    return (_ns(at) if at is not None else mt), mt
+        at = mt = int(m.mtime) * 1_000_000_000
+    else:
+        try:
+            mt = _ns(m.pax_headers.get("mtime", m.mtime))
+            at = m.pax_headers.get("atime")
+            at = _ns(at) if at is not None else mt
+        except ValueError:
+            raise InvalidArgument(f"layer entry {m.name!r}: malformed pax time")
+    if not (-_MAX_NS <= mt <= _MAX_NS and -_MAX_NS <= at <= _MAX_NS):
+        raise InvalidArgument(f"layer entry {m.name!r}: timestamp out of range")
+    return at, mt
 
 
 def _syncfs(fd: int) -> None:
@@ -307,6 +316,8 @@ def apply_layer(
                     raise
                 except OSError as e:
                     raise SystemError_(f"layer entry {m.name!r}: {e.strerror or e}")
+                except (ValueError, OverflowError) as e:  # NUL in a link target, absurd numbers
+                    raise InvalidArgument(f"layer entry {m.name!r}: {e}")
             src.drain()
             ap.finish()
             if sync:

@@ -19,6 +19,7 @@ _ZERO = bytes(BLOCK)
 _REGULAR = {b"0", b"\0", b"7"}
 _KNOWN = _REGULAR | {b"1", b"2", b"3", b"4", b"5", b"6"}
 _PAX_INT = ("uid", "gid", "size")
+_NO_ID = 0xFFFFFFFF  # (uid_t)-1 means "unchanged" to chown; anything from there up is invalid
 _MAX_EXTENDED = 16 << 20  # pax records / GNU long names: generous, but never a huge allocation
 
 
@@ -297,8 +298,8 @@ class Reader:
             m.name = m.name.rstrip("/") or "."
             m.type = b"5"
         declared = m.size if "size" in p else size  # data bytes that follow the header
-        if declared < 0 or m.uid < 0 or m.gid < 0:
-            raise InvalidArgument(f"layer entry {m.name!r}: negative size, uid or gid")
+        if declared < 0 or not (0 <= m.uid < _NO_ID and 0 <= m.gid < _NO_ID):
+            raise InvalidArgument(f"layer entry {m.name!r}: size, uid or gid out of range")
         m.size = declared if m.type == b"0" else 0
         self._left = declared
         self._pad = -declared % BLOCK
