@@ -163,3 +163,38 @@ def test_random_hostile_layers_never_escape(tmp_path, outside):
         shutil.rmtree(dest, ignore_errors=True)
         assert sorted(os.listdir(outside)) == ["victim"]
         assert os.stat(outside / "victim").st_nlink == 1 and (outside / "victim").read_text() == "original"
+
+
+def test_mutated_headers_fail_cleanly(tmp_path):
+    """Random bytes in headers (with the checksum fixed up so the parser sees them): every failure is
+    a berth error, never a crash of another kind."""
+    import random
+    import shutil
+    import tarfile
+
+    from berth.errors import BerthError
+
+    base = build_tar(entry("d", "dir"), entry("d/f", data=b"x" * 700), entry("d/s", "sym", link="../x"),
+                     entry("h", "hard", link="d/f"), entry("d/.wh.q", data=b""), entry("p", "fifo"),
+                     entry("long/" + "n" * 120, data=b"y", xattrs={"user.a": b"b"}))
+    offsets = []
+    with tarfile.open(fileobj=io.BytesIO(base)) as tf:
+        for m in tf:
+            offsets += [m.offset] + ([m.offset_data - 512] if m.offset_data - m.offset > 512 else [])
+    rng = random.Random(7)
+    special = [0, 0x80, 0xFF, 0x40] + [ord(c) for c in "07xLgK5123/. "]
+    dest = tmp_path / "l"
+    for _ in range(400):
+        data = bytearray(base)
+        o = rng.choice(offsets)
+        for _ in range(rng.randint(1, 4)):
+            i = o + rng.choice([rng.randrange(512), rng.randrange(100, 160), 156, 124 + rng.randrange(12)])
+            data[i] = rng.choice(special) if rng.random() < 0.5 else rng.randrange(256)
+        block = data[o : o + 512]
+        block[148:156] = b"        "
+        data[o + 148 : o + 156] = b"%06o\0 " % sum(block)
+        try:
+            apply_layer(io.BytesIO(bytes(data)), str(dest), whiteouts=rng.choice(["delete", "overlay"]))
+        except BerthError:
+            pass
+        shutil.rmtree(dest, ignore_errors=True)
