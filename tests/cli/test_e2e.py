@@ -458,3 +458,42 @@ def test_container_prune(b, unique_name):
     out = b.ok("container", "prune", "-f")
     assert "Deleted Containers:" in out and "Total reclaimed space:" in out
     assert b.ok("ps", "-aq", "--filter", f"name={unique_name}") == ""
+
+
+HOST_NETNS = os.readlink("/proc/self/ns/net")
+
+
+@pytest.mark.parametrize(
+    ("flags", "cmd", "expect"),
+    [
+        (["--network", "none"], "cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d ' '", "^lo$"),
+        (["--network", "host"], "readlink /proc/self/ns/net", f"^{re.escape(HOST_NETNS)}$"),
+        (["--read-only"], "touch /x 2>&1; echo rc=$?", "Read-only file system\nrc=1"),
+        (["--read-only", "--tmpfs", "/run:size=1m"], "touch /run/x && df -k /run | tail -1", r"^tmpfs\s+1024\s"),
+        (["--cap-drop", "ALL"], "grep CapEff /proc/self/status", r"CapEff:\s+0000000000000000"),
+        (["--cap-drop", "ALL", "--cap-add", "NET_ADMIN"], "grep CapEff /proc/self/status", r"CapEff:\s+0000000000001000"),
+        (["--ulimit", "nofile=100:200"], "ulimit -n; ulimit -Hn", "^100\n200$"),
+        (["-m", "64m", "--memory-reservation", "32m"], "cat /sys/fs/cgroup/memory/memory.limit_in_bytes "
+         "/sys/fs/cgroup/memory/memory.soft_limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max",
+         "^67108864\n33554432$|^67108864$"),
+        (["--pids-limit", "20"], "cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max", "^20$"),
+        (["--cpus", "0.5"], "cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us 2>/dev/null"
+         " || cat /sys/fs/cgroup/cpu.max", r"^50000\n100000$|^50000 100000$"),
+        (["--init"], "ps -o pid,comm | sed -n 2p", r"^\s*1\s+\S*init"),
+        (["--hostname", "hh", "-w", "/tmp", "-u", "1:1"], "hostname; pwd; id -u; id -g", "^hh\n/tmp\n1\n1$"),
+        (["-e", "A=1", "--env-file", "/dev/null", "-l", "x=y"], "echo $A", "^1$"),
+        (["--entrypoint", "/bin/echo"], "as-args", "^sh -c as-args$"),
+        (["--security-opt", "no-new-privileges"], "grep NoNewPrivs /proc/self/status", r"NoNewPrivs:\s+1"),
+        (["--privileged"], "grep CapEff /proc/self/status", r"CapEff:\s+0*[1-9a-f]"),
+    ],
+)
+def test_run_flags(b, flags, cmd, expect):
+    r = b("run", "--rm", *flags, "busybox", "sh", "-c", cmd)
+    assert r.returncode == 0, r.err
+    assert re.search(expect, r.out.strip(), re.M), r.out
+
+
+def test_network_container_mode(b, running):
+    theirs = b.ok("exec", running, "readlink", "/proc/self/ns/net")
+    assert b.ok("run", "--rm", "--network", f"container:{running}", "busybox", "readlink", "/proc/self/ns/net") == theirs
+    assert theirs.strip() != HOST_NETNS
