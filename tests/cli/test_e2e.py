@@ -497,3 +497,55 @@ def test_network_container_mode(b, running):
     theirs = b.ok("exec", running, "readlink", "/proc/self/ns/net")
     assert b.ok("run", "--rm", "--network", f"container:{running}", "busybox", "readlink", "/proc/self/ns/net") == theirs
     assert theirs.strip() != HOST_NETNS
+
+
+def _root_block_device() -> tuple[str, str]:
+    """(/dev path, "maj:min") of a whole disk the kernel knows, for the blkio throttle flags."""
+    for name in sorted(os.listdir("/sys/block")):
+        if name.startswith(("loop", "ram", "zram", "nbd")):
+            continue
+        with open(f"/sys/block/{name}/dev") as f:
+            return f"/dev/{name}", f.read().strip()
+    pytest.skip("no block device on this host")
+
+
+def test_run_more_resource_flags(b):
+    out = b.ok("run", "--rm", "-m", "64m", "--memory-swap", "128m", "--cpu-shares", "512", "--cpuset-cpus", "0",
+               "busybox", "sh", "-c", "cat /sys/fs/cgroup/memory/memory.memsw.limit_in_bytes "
+               "/sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/cpuset/cpuset.cpus")
+    assert out.split() == ["134217728", "512", "0"]
+    dev, majmin = _root_block_device()
+    out = b.ok("run", "--rm", "--device-read-bps", f"{dev}:1mb", "--device-write-bps", f"{dev}:2mb", "busybox", "cat",
+               "/sys/fs/cgroup/blkio/blkio.throttle.read_bps_device", "/sys/fs/cgroup/blkio/blkio.throttle.write_bps_device")
+    assert out.splitlines() == [f"{majmin} 1048576", f"{majmin} 2097152"]
+    out = b.ok("run", "--rm", "--device", "/dev/null:/dev/mynull:rw", "busybox", "sh", "-c",
+               "echo x > /dev/mynull && ls -l /dev/mynull")
+    assert out.startswith("c") and "1,   3" in out
+
+
+def test_bind_mounts(b, tmp_path):
+    (tmp_path / "f").write_text("hostfile\n")
+    out = b.ok("run", "--rm", "-v", f"{tmp_path}:/b:ro", "busybox", "sh", "-c", "cat /b/f; touch /b/x 2>&1; echo rc=$?")
+    assert out == "hostfile\ntouch: /b/x: Read-only file system\nrc=1\n"
+    b.ok("run", "--rm", "--mount", f"type=bind,source={tmp_path},target=/b,bind-propagation=rprivate", "busybox",
+         "sh", "-c", "echo written > /b/g")
+    assert (tmp_path / "g").read_text() == "written\n"
+
+
+def test_healthcheck_and_restart_policy(b, unique_name):
+    b.ok("run", "-d", "--name", unique_name, "--health-cmd", "true", "--health-interval", "1s", "busybox", "sleep", "60")
+    try:
+        wait_for(lambda: b.ok("inspect", "-f", "{{.State.Health.Status}}", unique_name) == "healthy\n", what="healthy")
+        assert b.ok("ps", "--filter", f"name={unique_name}", "--format", "{{.Status}}").endswith("(healthy)\n")
+        assert b.ok("inspect", "-f", "{{json .Config.Healthcheck}}", unique_name) == \
+            '{"Interval":1000000000,"Test":["CMD-SHELL","true"]}\n'
+    finally:
+        b("rm", "-f", unique_name)
+    b.ok("run", "-d", "--name", unique_name, "--no-healthcheck", "--restart", "on-failure:2", "busybox", "sh", "-c", "exit 1")
+    try:
+        wait_for(lambda: b.ok("inspect", "-f", "{{.RestartCount}} {{.State.Running}}", unique_name) == "2 false\n",
+                 what="two restarts")
+        assert b.ok("inspect", "-f", "{{.HostConfig.RestartPolicy.Name}} {{.Config.Healthcheck.Test}}", unique_name) == \
+            "on-failure [NONE]\n"
+    finally:
+        b("rm", "-f", unique_name)
