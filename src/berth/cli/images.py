@@ -287,8 +287,16 @@ def import_stream(client: Client, chunks, repo: str, changes: list[str], message
 def cmd_import(client: Client, o: argparse.Namespace) -> int:
     if o.file == "-":
         f = os.fdopen(os.dup(0), "rb")
-    elif "://" in o.file:
-        raise CLIError("berth: importing from a URL is not supported yet; download the file and import it", 1)
+    elif "://" in o.file:  # the daemon fetches it (docker's fromSrc=URL)
+        params = {"changes": o.change or None, "fromSrc": o.file, "message": o.message or None,
+                  "repo": o.reference or None}
+        image_id = ""
+        for msg in client.stream_json("POST", "/images/create", params):
+            m = _check_stream(msg)
+            if m.get("status"):
+                image_id = m["status"]
+        print(image_id)
+        return 0
     else:
         try:
             f = open(o.file, "rb")  # noqa: SIM115 - closed below
