@@ -64,11 +64,12 @@ def _version_tuple(v: str) -> tuple[int, ...]:
 
 
 def encode_params(params: dict | None) -> str:
-    """Query string the CLI's way: True -> 1, False/None omitted, lists repeat the key, dicts as JSON."""
+    """Query string the CLI's way: keys sorted (Go's url.Values), True -> 1, False/None omitted, lists
+    repeat the key, dicts as JSON."""
     if not params:
         return ""
     items: list[tuple[str, str]] = []
-    for k, v in params.items():
+    for k, v in sorted(params.items(), key=lambda kv: kv[0]):
         if v is None or v is False:
             continue
         if v is True:
