@@ -78,3 +78,27 @@ def test_kill_during_one_shot_write(tmp_path):
     assert os.listdir(os.path.join(root, "ingest")) == []
     d = cs.write(b"redo").digest
     assert list(cs.list()) == [d]
+
+
+def _same_blob_writer(root: str, n: int) -> None:
+    cs = ContentStore(root)
+    data = bytes(range(256)) * 8192
+    for _ in range(n):
+        cs.write(data)
+
+
+def test_processes_writing_the_same_blob_concurrently(tmp_path):
+    import multiprocessing
+
+    root = str(tmp_path / "cs")
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_same_blob_writer, args=(root, 20)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    cs = ContentStore(root)
+    [d] = cs.list()
+    assert cs.verify(d).size == 256 * 8192
+    assert os.listdir(os.path.join(root, "ingest")) == []

@@ -149,3 +149,37 @@ def test_garbage_file_is_reported(tmp_path):
     p.write_bytes(os.urandom(8192))
     with pytest.raises(Unavailable, match="garbage.db"):
         Database(str(p))
+
+
+def test_writer_killed_inside_a_transaction_leaves_nothing_locked(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    path = str(tmp_path / "k.db")
+    db = Database(path, busy_timeout=10)
+    db.migrate("t", ["CREATE TABLE t (v INT)"])
+    db.execute("INSERT INTO t VALUES (1)")
+    child = textwrap.dedent(
+        """
+        import sys, time
+        from berth.metadata import Database
+        db = Database(sys.argv[1])
+        with db.tx() as cur:
+            cur.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(100, 5000)])
+            print("inside", flush=True)
+            time.sleep(60)
+        """
+    )
+    p = subprocess.Popen([sys.executable, "-c", child, path], stdout=subprocess.PIPE)
+    try:
+        assert p.stdout.readline() == b"inside\n"
+        p.send_signal(signal.SIGKILL)
+    finally:
+        p.wait()
+        p.stdout.close()
+    db.execute("INSERT INTO t VALUES (2)")  # the dead writer's lock went with it
+    assert [r[0] for r in db.query("SELECT v FROM t ORDER BY v")] == [1, 2]
+    assert db.query_one("PRAGMA integrity_check")[0] == "ok"
+    db.close()
