@@ -179,3 +179,11 @@ def test_write_of_known_blob_skips_the_stream(cs):
 
     assert cs.write(Boom(), expected=d) == (d, 5)
     assert cs.write(Boom(), expected=d, size=5) == (d, 5)
+
+
+def test_ingest_commit_with_another_algorithm(cs):
+    w = cs.ingest("five-twelve")
+    w.write(b"abc")
+    want = "sha512:" + hashlib.sha512(b"abc").hexdigest()
+    assert w.commit(want, 3).digest == want
+    assert cs.read_bytes(want) == b"abc"

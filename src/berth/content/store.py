@@ -323,10 +323,15 @@ class Writer:
     def commit(self, expected: str | None = None, size: int | None = None) -> Info:
         """Verify and publish the blob; the ingest is gone afterwards. DataCorruption on mismatch
         (the partial data is dropped too: it can never become the expected blob)."""
-        if expected is not None:
-            dg.parse(expected)
         self.flush()
         got = self.digest
+        if expected is not None and dg.parse(expected).algorithm != self._algo:
+            # opened with another algorithm than the caller now names: hash the data again with it
+            h = dg.hasher(dg.parse(expected).algorithm)
+            self._f.seek(0)
+            while chunk := self._f.read(_BUF):
+                h.update(chunk)
+            got = dg.from_hasher(h)
         try:
             _check(got, self.offset, expected, size, f"ingest {self.ref!r}")
         except DataCorruption:
