@@ -198,3 +198,10 @@ def test_mutated_headers_fail_cleanly(tmp_path):
         except BerthError:
             pass
         shutil.rmtree(dest, ignore_errors=True)
+
+
+def test_destination_must_be_a_real_directory(tmp_path, outside):
+    os.symlink(outside, tmp_path / "link")
+    check_refused(build_tar(entry("x", data=b"1")), tmp_path / "link", outside, "not a directory", created=False)
+    (tmp_path / "file").write_text("f")
+    check_refused(build_tar(entry("x", data=b"1")), tmp_path / "file", outside, "not a directory", created=False)

@@ -42,7 +42,12 @@ class DirTree:
     MAX_CACHED = max(16, min(1024, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 8))
 
     def __init__(self, root: str) -> None:
-        self.root_fd = os.open(root, _DIR_FLAGS)
+        try:
+            self.root_fd = os.open(root, _DIR_FLAGS)
+        except OSError as e:
+            if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                raise InvalidArgument(f"layer destination {root!r} is not a directory (or is a symlink)")
+            raise
         self._cache: dict[tuple[str, ...], int] = {(): self.root_fd}
         self._stale: list[int] = []  # dropped fds, closed by release() so callers' fds stay valid
 
