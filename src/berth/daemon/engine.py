@@ -409,7 +409,7 @@ class Engine:
                 watcher_conn[1].close()
                 await self._force_cleanup(c)
                 raise monitorctl._runtime_error(res["error"])
-        except BaseException:
+        except BaseException as e:
             for f in c.start_waiters:
                 if not f.done():
                     f.set_result(False)
@@ -419,6 +419,8 @@ class Engine:
                     await self.to_thread(self.store.unmount_container_fs, c.id)
                 except Exception:
                     pass
+            if isinstance(e, errors.BerthError) and not isinstance(e, errors.Conflict):
+                self.spawn_bg(self._start_failed(c, str(e)))
             raise
         c.state.update({"Status": "running", "Running": True, "Paused": False, "Restarting": False,
                         "OOMKilled": False, "Dead": False, "Pid": st["pid"], "ExitCode": 0, "Error": "",
@@ -502,6 +504,26 @@ class Engine:
                 log.warning("auto-remove %s: %s", c.id, e)
         elif restart:
             c.restart_task = self.spawn_bg(self._restart_later(c))
+
+    async def _start_failed(self, c: Container, msg: str) -> None:
+        """Docker records a failed start as an exit (127 not found, 126 not executable, 128
+        otherwise); waiters see it and AutoRemove applies."""
+        low = msg.lower()
+        code = 127 if ("not found" in low or "no such file" in low) else 126 if "permission denied" in low else 128
+        c.state.update({"Status": "exited",
+                        "Running": False, "Pid": 0, "ExitCode": code, "Error": msg, "FinishedAt": now_rfc3339()})
+        if not c.removed:
+            c.save()
+        self.events.emit("container", "die", c.id, c.event_attrs(exitCode=str(code)))
+        waiters, c.exit_waiters = c.exit_waiters, []
+        for f in waiters:
+            if not f.done():
+                f.set_result(code)
+        if c.host_config.get("AutoRemove") and not c.removed and not c.removing:
+            try:
+                await self.remove(c, force=True, volumes=False)
+            except Exception as e:
+                log.warning("auto-remove %s: %s", c.id, e)
 
     def _should_restart(self, c: Container, code: int) -> bool:
         rp = c.host_config.get("RestartPolicy") or {}

@@ -438,6 +438,7 @@ class _Connection:
         finally:
             if watcher is not None:
                 watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
             aclose = getattr(agen, "aclose", None)
             if aclose:
                 try:
@@ -477,3 +478,22 @@ def mutating_of(router: Router, req: Request) -> bool:
 
 def _err_body(msg: str) -> bytes:
     return json.dumps({"message": msg}).encode() + b"\n"
+
+
+async def close_hijacked(writer: asyncio.StreamWriter, upstream: asyncio.Future | None, grace: float = 2.0) -> None:
+    """End a hijacked stream politely: FIN first, let the client's last bytes drain (closing with
+    unread input makes the kernel send RST, which the CLI reports as an error), then close."""
+    try:
+        if writer.can_write_eof():
+            writer.write_eof()
+        if upstream is not None and not upstream.done():
+            await asyncio.wait_for(asyncio.shield(upstream), grace)
+    except (TimeoutError, ConnectionError, OSError):
+        pass
+    finally:
+        if upstream is not None and not upstream.done():
+            upstream.cancel()
+        try:
+            writer.close()
+        except Exception:
+            pass

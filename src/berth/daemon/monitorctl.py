@@ -69,8 +69,11 @@ async def spawn(rundir: str, cfg: dict, timeout: float = 60.0) -> dict:
 
 def _runtime_error(msg: str) -> errors.BerthError:
     low = msg.lower()
-    if "executable file not found" in low or "no such file or directory" in low and "exec" in low:
-        return errors.InvalidArgument(msg)
+    if "exec" in low and ("not found" in low or "no such file or directory" in low or "permission denied" in low):
+        # The CLI maps these texts to exit codes 127 / 126.
+        if "not found" not in low and "no such file" in low:
+            msg += " (executable file not found in $PATH)"
+        return errors.InvalidArgument(f"failed to create task for container: {msg}: unknown")
     return errors.SystemError_(msg)
 
 

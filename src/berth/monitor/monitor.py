@@ -31,7 +31,9 @@ import time
 STDOUT, STDERR, CONTROL = 1, 2, 3
 PR_SET_CHILD_SUBREAPER = 36
 _PARTIAL = 16 * 1024  # a line longer than this is logged in pieces, as docker does
-_DRAIN_AFTER_EXIT = 2.0  # seconds to wait for the pipes to close after init died
+_DRAIN_AFTER_EXIT = 2.0
+# Ignored signals survive execve: everything we ignore must be reset for the runtime and container.
+_DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGXFSZ)  # seconds to wait for the pipes to close after init died
 
 
 def frame(kind, payload):
@@ -189,8 +191,7 @@ class Monitor:
         for target, fd in ((0, stdin), (1, stdout), (2, stderr)):
             acts.append((os.POSIX_SPAWN_DUP2, devnull if fd is None else fd, target))
         try:
-            pid = os.posix_spawn(argv[0], argv, self.env, file_actions=acts, setsigdef=(signal.SIGPIPE,
-                                 signal.SIGCHLD), setsigmask=())
+            pid = os.posix_spawn(argv[0], argv, self.env, file_actions=acts, setsigdef=_DEFAULT_SIGNALS, setsigmask=())
         finally:
             os.close(devnull)
         if on_exit:

@@ -10,7 +10,7 @@ from berth import errors
 from berth.daemon import monitorctl
 from berth.daemon.container import Container, parse_rfc3339
 from berth.daemon.engine import Engine, parse_signal
-from berth.daemon.http import Hijack, Request, Router, Stream, empty, json_response
+from berth.daemon.http import Hijack, close_hijacked, Request, Router, Stream, empty, json_response
 from berth.daemon.logs import read_logs
 
 
@@ -280,8 +280,8 @@ async def pump(c: Container, reader, writer, pending: bytes, want_in: bool, want
     except (ConnectionError, OSError):
         pass
     finally:
-        up.cancel()
         mwriter.close()
+        await close_hijacked(writer, up)
 
 
 def _match(eng: Engine, c: Container, flt: dict[str, list[str]]) -> bool:

@@ -7,7 +7,7 @@ import asyncio
 from berth import errors
 from berth.daemon import execs, monitorctl
 from berth.daemon.engine import Engine
-from berth.daemon.http import Hijack, Request, Router, empty, json_response
+from berth.daemon.http import Hijack, close_hijacked, Request, Router, empty, json_response
 
 
 def register(r: Router, eng: Engine) -> None:
@@ -71,11 +71,7 @@ def register(r: Router, eng: Engine) -> None:
             try:
                 await execs.drain(eng, ex, mreader, mwriter, sink)
             finally:
-                up.cancel()
-                try:
-                    cwriter.close()
-                except Exception:
-                    pass
+                await close_hijacked(cwriter, up)
 
         if not upgrade:
             # Old-style clients: stream raw on a plain 200 all the same.

@@ -153,7 +153,6 @@ def register(r: Router, eng: Engine) -> None:
             f.close()
         for name in loaded:
             eng.events.emit("image", "load", name, {"name": name})
-        quiet = req.qbool("quiet")
 
         async def gen():
             for name in loaded:
@@ -162,7 +161,6 @@ def register(r: Router, eng: Engine) -> None:
                 else:
                     line = f"Loaded image: {name}\n"
                 yield _msg({"stream": line})
-            del quiet
 
         return Stream(gen())
 
