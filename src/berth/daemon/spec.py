@@ -60,16 +60,25 @@ def _defaults() -> tuple[list[str], list[str], list[str]]:
         return list(_DEFAULT_CAPS), list(_MASKED), list(_READONLY)
 
 
-def all_caps() -> list[str]:
+def _bounding_set() -> int | None:
     try:
-        from berth.linux import caps as lc
-
-        names = getattr(lc, "ALL_CAPABILITIES", None) or getattr(lc, "CAPABILITIES", None)
-        if names:
-            return [n if n.startswith("CAP_") else "CAP_" + n for n in names]
-    except ImportError:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapBnd:"):
+                    return int(line.split()[1], 16)
+    except OSError:
         pass
-    return list(_ALL_CAPS)
+    return None
+
+
+def all_caps() -> list[str]:
+    """Every capability this daemon may grant (--privileged): the known ones in our bounding set."""
+    try:
+        from berth.oci.defaults import ALL_CAPABILITIES as names
+    except ImportError:
+        names = tuple(_ALL_CAPS)
+    bnd = _bounding_set()
+    return [n for i, n in enumerate(names) if bnd is None or bnd >> i & 1]
 
 
 def _cap_name(n: str) -> str:
@@ -83,7 +92,11 @@ def capabilities(hc: dict) -> list[str]:
     caps, _, _ = _defaults()
     adds = [_cap_name(c) for c in hc.get("CapAdd") or []]
     drops = [_cap_name(c) for c in hc.get("CapDrop") or []]
-    known = set(all_caps())
+    try:
+        from berth.oci.defaults import ALL_CAPABILITIES as known_names
+    except ImportError:
+        known_names = tuple(_ALL_CAPS)
+    known = set(known_names)
     for c in adds + drops:
         if c != "CAP_ALL" and c not in known:
             raise errors.InvalidArgument(f"unknown capability: {c!r}")
@@ -95,6 +108,11 @@ def capabilities(hc: dict) -> list[str]:
     for c in adds:
         if c != "CAP_ALL" and c not in caps:
             caps.append(c)
+    bnd = _bounding_set()
+    if bnd is not None:
+        missing = [c for c in caps if c in known_names and not bnd >> known_names.index(c) & 1]
+        if missing:
+            raise errors.InvalidArgument(f"capabilities not available on this host: {', '.join(missing)}")
     return caps
 
 
