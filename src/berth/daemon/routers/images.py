@@ -123,8 +123,7 @@ def register(r: Router, eng: Engine) -> None:
                 from berth.distribution import pull  # type: ignore[attr-defined]  # noqa: F401
             except ImportError:
                 raise errors.NotFound(
-                    f"pull access denied for {ref}: berthd cannot pull from registries yet (no distribution "
-                    "client); import or load the image instead")
+                    f"No such image: {ref} (berthd cannot pull from registries yet: load or import the image)")
             raise errors.Unsupported("pull is not wired into berthd yet")
         if src != "-":
             raise errors.Unsupported("import from a URL is not supported: send the tar as the request body (fromSrc=-)")
