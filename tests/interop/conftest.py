@@ -187,6 +187,7 @@ class Containerd:
         self.top = tempfile.mkdtemp(prefix="bic-", dir="/tmp")  # short: unix socket paths are limited
         self.sock = f"{self.top}/c.sock"
         self.runc_root = f"{self.top}/runc"
+        self.fifo_dir = f"{self.top}/fifo"  # ctr's default is the shared /run/containerd/fifo
         self.cgroup_parent = "/" + os.path.basename(self.top)
         self.config = f"{self.top}/config.toml"
         with open(self.config, "w") as f:
@@ -227,7 +228,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt"
 
     def run_opts(self, cid: str) -> list[str]:
         return ["--runc-binary", self.runtime, "--runc-root", self.runc_root,
-                "--cgroup", f"{self.cgroup_parent}/{cid}"]
+                "--cgroup", f"{self.cgroup_parent}/{cid}", "--fifo-dir", self.fifo_dir]
 
     def ctr(self, *args: str, check: bool = True, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
         return run(self.cmd(*args), check=check, timeout=timeout, **kw)

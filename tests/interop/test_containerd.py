@@ -46,10 +46,11 @@ def test_detached_exec_kill(containerd, unique_name):
         state = json.loads(run([containerd.runtime, "--root", os.path.join(containerd.runc_root, containerd.NAMESPACE),
                                 "state", unique_name]).stdout)
         assert state["status"] == "running", state
-        p = containerd.ctr("tasks", "exec", "--exec-id", "e1", unique_name, "sh", "-c", "echo exec-ok; exit 4",
-                           check=False)
+        p = containerd.ctr("tasks", "exec", "--fifo-dir", containerd.fifo_dir, "--exec-id", "e1", unique_name,
+                           "sh", "-c", "echo exec-ok; exit 4", check=False)
         assert (p.returncode, p.stdout) == (4, "exec-ok\n"), p.stderr
-        rc, out = run_pty(containerd.cmd("tasks", "exec", "-t", "--exec-id", "e2", unique_name, "tty"))
+        rc, out = run_pty(containerd.cmd("tasks", "exec", "--fifo-dir", containerd.fifo_dir, "-t", "--exec-id", "e2",
+                                         unique_name, "tty"))
         assert rc == 0 and "/dev/pts/" in out, out
         assert any(os.path.isdir(os.path.join(d, unique_name)) for d in cgroup_dirs(containerd.cgroup_parent))
         containerd.ctr("tasks", "kill", unique_name)  # SIGTERM
