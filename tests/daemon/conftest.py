@@ -47,7 +47,7 @@ class Daemon:
         return f"{DOCKER} -H {self.host}"
 
     def start(self) -> None:
-        logf = open(self.log, "ab")
+        logf = open(self.log, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "berth.daemon.main", "-H", self.host, "--root", self.root,
              "--exec-root", self.exec_root, "--runtime", runtime_path(), "--log-level", "debug"],

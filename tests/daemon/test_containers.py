@@ -144,7 +144,7 @@ def test_stop_kill_restart_pause(berthd, cname):
         berthd.docker("stop", "-t", "5", cname)
         st = berthd.inspect(cname)["State"]
         assert (st["Status"], st["ExitCode"], st["Running"]) == ("exited", 42, False)
-        assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+        assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"  # noqa: SIM115
         berthd.docker("restart", "-t", "1", cname)
         st = berthd.inspect(cname)["State"]
         assert st["Running"] and st["Pid"] != pid

@@ -59,7 +59,7 @@ def test_containers_survive_kill9_of_berthd(fresh_berthd, cname):
     st = d.inspect(cname)["State"]
     assert (st["Status"], st["ExitCode"]) == ("exited", 7)
     assert _log_lines(log)[-1] == "bye\n"
-    assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"
+    assert not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().split()[2] == "Z"  # noqa: SIM115
     d.docker("rm", cname, short)
 
 

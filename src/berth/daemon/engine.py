@@ -212,7 +212,7 @@ class Engine:
         if rpn not in ("no", "always", "on-failure", "unless-stopped"):
             raise errors.InvalidArgument(f"invalid restart policy {rpn!r}")
         if rpn != "on-failure" and rp.get("MaximumRetryCount"):
-            raise errors.InvalidArgument(f"invalid restart policy: maximum retry count can only be used with 'on-failure'")
+            raise errors.InvalidArgument("invalid restart policy: maximum retry count can only be used with 'on-failure'")
         if hc.get("AutoRemove") and rpn != "no":
             raise errors.InvalidArgument("can't create 'AutoRemove' container with restart policy")
         hc["RestartPolicy"] = {"Name": rpn, "MaximumRetryCount": int(rp.get("MaximumRetryCount") or 0)}
@@ -343,7 +343,7 @@ class Engine:
                 raise errors.Conflict(f"container {c.id} is marked for removal and cannot be started")
             if c.running:
                 if c.state.get("Paused"):
-                    raise errors.Conflict(f"cannot start a paused container, try unpause instead")
+                    raise errors.Conflict("cannot start a paused container, try unpause instead")
                 return False
             if not restarting:
                 c.manual_stop = False

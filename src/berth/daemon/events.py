@@ -19,7 +19,7 @@ class Events:
         self.history: deque[dict] = deque(maxlen=_MEMORY)
         self.subscribers: set[asyncio.Queue] = set()
         self._load()
-        self._f = open(path, "a", buffering=1)
+        self._f = open(path, "a", buffering=1)  # noqa: SIM115
 
     def _load(self) -> None:
         try:

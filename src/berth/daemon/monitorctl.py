@@ -49,7 +49,7 @@ async def spawn(rundir: str, cfg: dict, timeout: float = 60.0) -> dict:
     try:
         data = await asyncio.wait_for(reader.readline(), timeout)
     except TimeoutError:
-        raise errors.SystemError_("the container monitor did not report within %ds" % timeout)
+        raise errors.SystemError_("the container monitor did not report within %ds" % timeout)  # noqa: UP031
     finally:
         transport.close()
         await proc.wait()

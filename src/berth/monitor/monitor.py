@@ -54,7 +54,7 @@ def set_subreaper():
 
 def rfc3339nano(ns):
     s, frac = divmod(ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s)) + ".%09dZ" % frac
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s)) + ".%09dZ" % frac  # noqa: UP031
 
 
 def write_file_atomic(path, data):
@@ -83,9 +83,9 @@ class JsonLog:
         os.close(self.fd)
         if self.max_files > 1:
             for i in range(self.max_files - 1, 0, -1):
-                src = self.path if i == 1 else "%s.%d" % (self.path, i - 1)
+                src = self.path if i == 1 else "%s.%d" % (self.path, i - 1)  # noqa: UP031
                 try:
-                    os.rename(src, "%s.%d" % (self.path, i))
+                    os.rename(src, "%s.%d" % (self.path, i))  # noqa: UP031
                 except FileNotFoundError:
                     pass
         else:
@@ -267,7 +267,7 @@ class Monitor:
             if fd is not None:
                 os.close(fd)
         if rc != 0:
-            raise RuntimeError(msg or "runtime create failed with exit code %d" % rc)
+            raise RuntimeError(msg or "runtime create failed with exit code %d" % rc)  # noqa: UP031
         with open(c["pid_file"]) as f:
             self.init_pid = int(f.read().strip())
         if self.init_pid in self.orphan_status:
@@ -329,7 +329,7 @@ class Monitor:
         d, name = os.path.split(path)
         if d != self.cfg["rundir"]:
             return path
-        return "/proc/%d/fd/%d/%s" % (os.getpid(), self.dirfd, name)
+        return "/proc/%d/fd/%d/%s" % (os.getpid(), self.dirfd, name)  # noqa: UP031
 
     def _console_listener(self, path):
         path = self.short(path)
@@ -355,7 +355,7 @@ class Monitor:
                     fd = self._recv_fd(conn)
                     conn.close()
                 except OSError as e:
-                    sys.stderr.write("console socket: %s\n" % e)
+                    sys.stderr.write("console socket: {}\n".format(e))  # noqa: UP032
                 break
             try:
                 p, s = os.waitpid(pid, os.WNOHANG)
@@ -376,7 +376,7 @@ class Monitor:
         msg, anc, _flags, _addr = conn.recvmsg(4096, socket.CMSG_SPACE(4 * 4))
         for level, typ, data in anc:
             if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
-                fds = struct.unpack("%di" % (len(data) // 4), data[: len(data) - len(data) % 4])
+                fds = struct.unpack("%di" % (len(data) // 4), data[: len(data) - len(data) % 4])  # noqa: UP031
                 for extra in fds[1:]:
                     os.close(extra)
                 return fds[0]
@@ -581,7 +581,7 @@ class Monitor:
         cl.op = op
         if op == "wait":
             if self.finished:
-                self.send(cl, control(json.loads(open(self.cfg["exit_file"]).read())))
+                self.send(cl, control(json.loads(open(self.cfg["exit_file"]).read())))  # noqa: SIM115
                 cl.closing = True
                 self.flush(cl)
         elif op == "attach":
@@ -591,7 +591,7 @@ class Monitor:
                 cl.stdin_once = bool(self.cfg.get("stdin_once"))
             self.send(cl, control({"ok": True}))
             if self.finished:
-                self.send(cl, control(json.loads(open(self.cfg["exit_file"]).read())))
+                self.send(cl, control(json.loads(open(self.cfg["exit_file"]).read())))  # noqa: SIM115
                 cl.closing = True
                 self.flush(cl)
         elif op == "start":
@@ -617,7 +617,7 @@ class Monitor:
             cl.closing = True
             self.flush(cl)
         else:
-            self.send(cl, control({"error": "unknown op %r" % op}))
+            self.send(cl, control({"error": "unknown op {!r}".format(op)}))  # noqa: UP032
             cl.closing = True
             self.flush(cl)
 
@@ -632,8 +632,8 @@ class Monitor:
         args = ["exec", "--process", req["process"]]
         stdin_r = out_w = err_w = None
         if tty:
-            lsock, path = self._console_listener(os.path.join(self.cfg["rundir"], "exec-%s.sock" % eid[:12]))
-            ex.pid_file = os.path.join(self.cfg["rundir"], "exec-%s.pid" % eid[:12])
+            lsock, path = self._console_listener(os.path.join(self.cfg["rundir"], "exec-{}.sock".format(eid[:12])))  # noqa: UP032
+            ex.pid_file = os.path.join(self.cfg["rundir"], "exec-{}.pid".format(eid[:12]))  # noqa: UP032
             args += ["--detach", "--console-socket", path, "--pid-file", ex.pid_file]
         else:
             if req.get("stdin"):
@@ -647,7 +647,7 @@ class Monitor:
             pid = self.spawn(self.runtime(*args), stdin=stdin_r, stdout=out_w if out_w is not None else ew,
                              stderr=err_w if err_w is not None else ew)
         except OSError as e:
-            self.send(cl, control({"error": "exec: %s" % e}))
+            self.send(cl, control({"error": "exec: {}".format(e)}))  # noqa: UP032
             cl.closing = True
             self.flush(cl)
             return
@@ -663,7 +663,7 @@ class Monitor:
                 self.orphan_status[pid] = st
             rc, msg = self._wait_pid(pid, er)
             if rc != 0 or ex.master is None:
-                self.send(cl, control({"error": msg or "exec failed (%d)" % rc, "exit": 126}))
+                self.send(cl, control({"error": msg or "exec failed (%d)" % rc, "exit": 126}))  # noqa: UP031
                 cl.closing = True
                 self.flush(cl)
                 return
@@ -792,7 +792,7 @@ class Monitor:
     def loop(self, wake_r):
         self.watch(wake_r, select.POLLIN, lambda ev: self._drain_wake(wake_r))
         while True:
-            if self.finished and not any(c.op in ("attach", "wait", "exec") for c in self.clients.values()):
+            if self.finished and not any(c.op in ("attach", "wait", "exec") for c in self.clients.values()):  # noqa: SIM102
                 if not self.execs:
                     return
             timeout = None

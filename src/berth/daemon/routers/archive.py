@@ -76,7 +76,7 @@ def _volume_path(c: Container, path: str) -> tuple[str, str] | None:
     best = None
     for m in c.mounts:
         d = m["Destination"].rstrip("/")
-        if norm == d or norm.startswith(d + "/"):
+        if norm == d or norm.startswith(d + "/"):  # noqa: SIM102
             if best is None or len(d) > len(best[0]):
                 best = (d, m["Source"])
     if best is None:
@@ -114,7 +114,7 @@ def register(r: Router, eng: Engine) -> None:
                 raise errors.NotFound(f"Could not find the file {path} in container {c.name}")
             name = os.path.basename(path.rstrip("/").rstrip(".").rstrip("/")) or "/"
             hdr = _stat_header(p, name)
-            f = tempfile.TemporaryFile(dir=tmpdir)
+            f = tempfile.TemporaryFile(dir=tmpdir)  # noqa: SIM115
 
             def build():
                 with tarfile.open(fileobj=f, mode="w", format=tarfile.PAX_FORMAT) as tf:
@@ -162,7 +162,7 @@ def register(r: Router, eng: Engine) -> None:
         c = eng.get(req.params["id"])
         tmpdir = os.path.join(eng.cfg.root, "tmp")
         os.makedirs(tmpdir, exist_ok=True)
-        f = tempfile.TemporaryFile(dir=tmpdir)
+        f = tempfile.TemporaryFile(dir=tmpdir)  # noqa: SIM115
         await eng.to_thread(eng.store.export_container_fs, c.id, f)
         f.seek(0)
         eng.events.emit("container", "export", c.id, c.event_attrs())

@@ -10,7 +10,7 @@ from berth import errors
 from berth.daemon import monitorctl
 from berth.daemon.container import Container, parse_rfc3339
 from berth.daemon.engine import Engine, parse_signal
-from berth.daemon.http import Hijack, close_hijacked, Request, Router, Stream, empty, json_response
+from berth.daemon.http import Hijack, Request, Router, Stream, close_hijacked, empty, json_response
 from berth.daemon.logs import read_logs
 
 
@@ -153,7 +153,7 @@ def register(r: Router, eng: Engine) -> None:
     async def attach(req: Request):
         c = eng.get(req.params["id"])
         if c.state.get("Paused"):
-            raise errors.Conflict(f"You cannot attach to a paused container, unpause it first")
+            raise errors.Conflict("You cannot attach to a paused container, unpause it first")
         want_in = req.qbool("stdin")
         want_out = req.qbool("stdout")
         want_err = req.qbool("stderr")
@@ -173,7 +173,7 @@ def register(r: Router, eng: Engine) -> None:
 
         async def run(reader, writer, pending: bytes):
             try:
-                if started is not None:
+                if started is not None:  # noqa: SIM102
                     # A half-close is not a goodbye (the CLI half-closes at once without stdin):
                     # just wait for the start.
                     if not await started:

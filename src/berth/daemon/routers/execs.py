@@ -7,7 +7,7 @@ import asyncio
 from berth import errors
 from berth.daemon import execs, monitorctl
 from berth.daemon.engine import Engine
-from berth.daemon.http import Hijack, close_hijacked, Request, Router, empty, json_response
+from berth.daemon.http import Hijack, Request, Router, close_hijacked, empty, json_response
 
 
 def register(r: Router, eng: Engine) -> None:

@@ -29,7 +29,7 @@ async def spool_body(eng: Engine, req: Request) -> tempfile.SpooledTemporaryFile
     """The request body (chunked or not) in a temp file the store's threads can read."""
     tmpdir = os.path.join(eng.cfg.root, "tmp")
     os.makedirs(tmpdir, exist_ok=True)
-    f = tempfile.TemporaryFile(dir=tmpdir)
+    f = tempfile.TemporaryFile(dir=tmpdir)  # noqa: SIM115
     async for chunk in req.stream():
         f.write(chunk)
     f.seek(0)
@@ -177,7 +177,7 @@ def register(r: Router, eng: Engine) -> None:
             await eng.to_thread(st().resolve_image, n)
         tmpdir = os.path.join(eng.cfg.root, "tmp")
         os.makedirs(tmpdir, exist_ok=True)
-        f = tempfile.TemporaryFile(dir=tmpdir)
+        f = tempfile.TemporaryFile(dir=tmpdir)  # noqa: SIM115
         await eng.to_thread(st().save_archive, names, f)
         f.seek(0)
         for n in names:
