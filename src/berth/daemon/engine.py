@@ -61,6 +61,7 @@ class Engine:
         self.execs: dict[str, Any] = {}  # exec id -> ExecRecord (berth.daemon.execs)
         self.started_at = time.time()
         self.bg: set[asyncio.Task] = set()
+        self.zygote = monitorctl.Zygote(cfg.exec_root)
 
     # -- helpers -------------------------------------------------------------------------------
     def spawn_bg(self, coro: Any) -> asyncio.Task:
@@ -393,7 +394,7 @@ class Engine:
                 "oom_files": oom_files, "oom_before": oom_before,
                 "pid_file": os.path.join(c.rundir, "init.pid"), "monitor_log": os.path.join(c.dir, "monitor.log"), "exit_file": c.exit_file, "sock": c.sock,
             }
-            st = await monitorctl.spawn(c.rundir, mcfg)
+            st = await monitorctl.spawn(c.rundir, mcfg, zygote=self.zygote)
             # Attach requests that came before start connect now, so they see all output.
             for f in c.start_waiters:
                 if not f.done():
@@ -827,6 +828,7 @@ class Engine:
             log.warning("restart %s after daemon start: %s", c.id, e)
 
     def close(self) -> None:
+        self.zygote.close()
         self.events.close()
         self.audit.close()
 

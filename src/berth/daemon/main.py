@@ -59,6 +59,10 @@ async def serve(cfg: DaemonConfig) -> None:
 
     eng = Engine(cfg)
     await eng.restore()
+    try:
+        await eng.zygote.ensure()
+    except Exception as e:  # monitors then start as fresh interpreters: slower, still correct
+        log.warning("monitor zygote did not start: %s", e)
 
     def audit(req, status, err):
         p = req.params

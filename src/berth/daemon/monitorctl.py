@@ -28,10 +28,62 @@ def write_json_atomic(path: str, obj: Any, mode: int = 0o600) -> None:
     os.rename(tmp, path)
 
 
-async def spawn(rundir: str, cfg: dict, timeout: float = 60.0) -> dict:
+_ZYGOTE_BOOT = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
+                "from berth.monitor.zygote import main; main()")
+
+
+class Zygote:
+    """berthd's handle on the warm monitor parent (berth.monitor.zygote)."""
+
+    def __init__(self, exec_root: str) -> None:
+        self.sock = os.path.join(exec_root, "monitor-zygote.sock")
+        self.proc: asyncio.subprocess.Process | None = None
+        self.lock = asyncio.Lock()
+
+    async def ensure(self) -> None:
+        async with self.lock:
+            if self.proc is not None and self.proc.returncode is None:
+                return
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-I", "-S", "-c", _ZYGOTE_BOOT, SRC_DIR, self.sock,
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=None, start_new_session=True)
+            assert self.proc.stdout is not None
+            line = await asyncio.wait_for(self.proc.stdout.readline(), 30)
+            if line.strip() != b"ready":
+                raise errors.SystemError_("the monitor zygote did not start")
+
+    async def spawn(self, rundir: str, timeout: float) -> bytes:
+        await self.ensure()
+        reader, writer = await connect(self.sock, {"rundir": rundir})
+        try:
+            return await asyncio.wait_for(reader.readline(), timeout)
+        finally:
+            writer.close()
+
+    def close(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            try:
+                self.proc.kill()
+            except ProcessLookupError:
+                pass
+
+
+async def spawn(rundir: str, cfg: dict, timeout: float = 60.0, zygote: Zygote | None = None) -> dict:
     """Start a monitor for `cfg` (monitor.json); returns its status {"pid", "monitor"} once the
     runtime created the container, or raises with the runtime's error."""
     write_json_atomic(os.path.join(rundir, "monitor.json"), cfg)
+    if zygote is not None:
+        try:
+            data = await zygote.spawn(rundir, timeout)
+        except TimeoutError:
+            raise errors.SystemError_("the container monitor did not report within %ds" % timeout)
+        except (errors.BerthError, OSError) as e:
+            import logging
+
+            logging.getLogger("berthd").warning("monitor zygote unavailable (%s): starting the monitor directly", e)
+        else:
+            return _status(rundir, data)
     r, w = os.pipe()
     try:
         proc = await asyncio.create_subprocess_exec(
@@ -53,6 +105,10 @@ async def spawn(rundir: str, cfg: dict, timeout: float = 60.0) -> dict:
     finally:
         transport.close()
         await proc.wait()
+    return _status(rundir, data)
+
+
+def _status(rundir: str, data: bytes) -> dict:
     if not data:
         log = ""
         try:

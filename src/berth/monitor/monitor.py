@@ -832,8 +832,12 @@ def _resize(fd, h, w):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    rundir = argv[0]
-    status_fd = int(argv[1])
+    run(argv[0], int(argv[1]))
+
+
+def run(rundir, status_fd):
+    """Detach and monitor the container whose monitor.json is in `rundir`; the status line
+    ({"ok", "pid", "monitor"} or {"error"}) goes to `status_fd`."""
     os.set_inheritable(status_fd, False)  # the runtime and the container must not hold it
     with open(os.path.join(rundir, "monitor.json")) as f:
         cfg = json.load(f)
