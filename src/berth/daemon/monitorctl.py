@@ -77,7 +77,7 @@ async def spawn(rundir: str, cfg: dict, timeout: float = 60.0, zygote: Zygote | 
         try:
             data = await zygote.spawn(rundir, timeout)
         except TimeoutError:
-            raise errors.SystemError_("the container monitor did not report within %ds" % timeout)
+            raise errors.SystemError_("the container monitor did not report within %ds" % timeout)  # noqa: UP031
         except (errors.BerthError, OSError) as e:
             import logging
 
