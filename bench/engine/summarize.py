@@ -25,6 +25,11 @@ def _ver(cmd: list[str]) -> str:
         return "?"
 
 
+def _json(path: str):
+    with open(path) as f:
+        return json.load(f)
+
+
 def timing(out: str, tag: str) -> list[str]:
     wall: dict[str, list[float]] = {}
     cpu: dict[str, list[float]] = {}
@@ -32,7 +37,7 @@ def timing(out: str, tag: str) -> list[str]:
     if not rounds:
         return []
     for path in rounds:
-        for r in json.load(open(path))["results"]:
+        for r in _json(path)["results"]:
             wall.setdefault(r["command"], []).extend(t * 1000 for t in r["times"])
             cpu.setdefault(r["command"], []).append((r["user"] + r["system"]) * 1000)
     med = {k: statistics.median(v) for k, v in wall.items()}
@@ -46,7 +51,7 @@ def timing(out: str, tag: str) -> list[str]:
             v = wall[e]
             lines.append(f"| {e} | {med[e]:.1f} ({min(v):.1f}–{max(v):.1f}) | {statistics.median(cpu[e]):.1f} |")
     il_path = f"{out}/{tag}-interleave.json"
-    il = json.load(open(il_path)) if os.path.exists(il_path) else None
+    il = _json(il_path) if os.path.exists(il_path) else None
     lines += ["", "| ratio | of hyperfine medians | median of per-round ratios (interleaved) |", "|---|---|---|"]
     for a, b in [("docker", "berth"), ("podman", "berth"), ("podman", "docker")]:
         pr = "–"
@@ -67,8 +72,9 @@ def memory(out: str, n: int) -> list[str]:
     per: dict[str, list[tuple[int, int]]] = {}
     daemons: dict[str, list[int]] = {}
     misc: dict[str, dict[str, float]] = {}
-    for line in open(path):
-        f = line.split()
+    with open(path) as fh:
+        rows = [line.split() for line in fh if line.strip()]
+    for f in rows:
         if f[1] == "percontainer":
             per.setdefault(f[0], []).append((int(f[2]), int(f[3])))
         elif f[1] == "daemons":
