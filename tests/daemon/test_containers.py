@@ -227,3 +227,29 @@ def test_api_bad_requests(berthd):
     assert call("GET", "/v1.41/containers/nope/json")[0] == 404
     assert call("GET", "/v1.41/nothing/here")[0] == 404
     assert len(os.listdir(os.path.join(berthd.root, "containers"))) == n
+
+
+def test_start_attach_and_attach_running(berthd, cname):
+    berthd.docker("create", "--name", cname, "busybox", "sh", "-c", "echo started; exit 3")
+    try:
+        r = berthd.docker("start", "-a", cname, check=False)
+        assert (r.returncode, r.stdout) == (3, b"started\n")
+    finally:
+        berthd.docker("rm", "-f", cname, check=False)
+    berthd.docker("run", "-d", "--name", cname, "busybox", "sh", "-c", "sleep 1; echo late; exit 4")
+    try:
+        r = berthd.docker("attach", cname, check=False)
+        assert (r.returncode, r.stdout) == (4, b"late\n")
+    finally:
+        berthd.docker("rm", "-f", cname, check=False)
+
+
+def test_logs_since_until(berthd, cname):
+    berthd.docker("run", "--name", cname, "busybox", "sh", "-c", "echo early; sleep 1.2; echo late")
+    try:
+        recs = [json.loads(x) for x in open(berthd.inspect(cname)["LogPath"])]  # noqa: SIM115
+        late_t = recs[1]["time"]
+        assert berthd.out("logs", "--since", late_t, cname) == "late\n"
+        assert berthd.out("logs", "--until", recs[0]["time"], cname) == "early\n"
+    finally:
+        berthd.docker("rm", "-f", cname, check=False)

@@ -135,3 +135,33 @@ def test_network_modes(berthd, cname):
         berthd.docker("rm", "-f", cname, check=False)
     r = berthd.docker("run", "--rm", "--network", "bridge", "busybox", "true", check=False)
     assert r.returncode == 125 and b"not implemented yet" in r.stderr
+
+
+def _root_disk() -> str | None:
+    for dev in sorted(os.listdir("/sys/block")):
+        if dev.startswith(("vd", "sd", "nvme", "xvd")) and os.path.exists(f"/dev/{dev}"):
+            return f"/dev/{dev}"
+    return None
+
+
+def test_blkio_and_devices(berthd, cname):
+    v1_only()
+    disk = _root_disk()
+    if disk is None:
+        pytest.skip("no block device to throttle")
+    berthd.docker("run", "-d", "--name", cname, "--blkio-weight", "300", "--device-read-bps", f"{disk}:1mb",
+                  "--device-write-bps", f"{disk}:2mb", "--device", "/dev/zero:/dev/myzero", "busybox", "sleep", "300")
+    try:
+        cid = berthd.inspect(cname)["Id"]
+        st = os.stat(disk)
+        majmin = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+        assert cg("blkio", cid, "blkio.throttle.read_bps_device") == f"{majmin} 1048576"
+        assert cg("blkio", cid, "blkio.throttle.write_bps_device") == f"{majmin} 2097152"
+        for name in ("blkio.bfq.weight", "blkio.weight"):
+            if os.path.exists(f"/sys/fs/cgroup/blkio/berth/{cid}/{name}"):
+                assert cg("blkio", cid, name).split()[-1] == "300"
+                break
+        assert "c 1:5 rwm" in cg("devices", cid, "devices.list").splitlines()
+        assert berthd.out("exec", cname, "sh", "-c", "head -c 3 /dev/myzero | wc -c").strip() == "3"
+    finally:
+        berthd.docker("rm", "-f", cname, check=False)

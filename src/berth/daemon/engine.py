@@ -787,6 +787,17 @@ class Engine:
             self.names[c.name] = cid
         for c in list(self.containers.values()):
             await self._restore_one(c)
+        # Container filesystems the store holds for containers we do not know (a crash between the
+        # store's create and our save): remove them.
+        try:
+            known = set(self.containers)
+            rows = await self.to_thread(self.store.db.query, "SELECT container_id FROM container_fs")
+            for (cid,) in rows:
+                if cid not in known:
+                    log.warning("removing the filesystem of unknown container %s", cid)
+                    await self.to_thread(self.store.remove_container_fs, cid)
+        except Exception as e:
+            log.debug("orphan container filesystems: %s", e)
         # Runtime state for containers we do not know: a crash between create and save.
         try:
             for ent in os.listdir(os.path.join(self.cfg.exec_root, "containers")):
@@ -803,7 +814,8 @@ class Engine:
                 return
             if c.state.get("Status") == "restarting":
                 c.state["Status"] = "exited"
-            if (c.host_config.get("RestartPolicy") or {}).get("Name") == "always" and not c.manual_stop:
+            if (c.host_config.get("RestartPolicy") or {}).get("Name") in ("always", "unless-stopped") \
+                    and not c.manual_stop:
                 self.spawn_bg(self._restart_after_restore(c))
             return
         try:
