@@ -808,6 +808,31 @@ class Engine:
 
     async def _restore_one(self, c: Container) -> None:
         c.state["Restarting"] = False
+        if not c.running and os.path.isdir(c.rundir):
+            # berthd died between starting the monitor and saving "running": adopt or clean up.
+            try:
+                st = await monitorctl.call(c.sock, {"op": "ping"})
+            except (errors.BerthError, OSError, ValueError):
+                st = None
+            running = False
+            if st and st.get("ok") and not st.get("finished"):
+                rc, out = await self.runtime("state", c.id)
+                try:
+                    running = rc == 0 and json.loads(out).get("status") == "running"
+                except ValueError:
+                    running = False
+            if running:
+                c.state.update({"Status": "running", "Running": True, "Pid": st.get("pid") or 0,
+                                "StartedAt": now_rfc3339(), "FinishedAt": ZERO_TIME, "ExitCode": 0})
+                c.save()
+            else:
+                # Created but never started (or half torn down): undo it.
+                await self.runtime("delete", "--force", c.id)
+                try:
+                    await self.to_thread(self.store.unmount_container_fs, c.id)
+                except Exception:
+                    pass
+                shutil.rmtree(c.rundir, ignore_errors=True)
         if not c.running:
             if c.state.get("Status") in ("removing",):
                 await self.remove(c, force=True, volumes=False)
