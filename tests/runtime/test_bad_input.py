@@ -12,8 +12,8 @@ from .rt_helpers import IS_BERTH, host_mounts
 def assert_clean(rt, cid, bundle):
     assert rt.ids() == []
     assert not os.path.exists(os.path.join(rt.root, cid))
-    for ctrl in ("pids", "memory", "cpu", "freezer", "devices"):
-        assert not os.path.exists(f"/sys/fs/cgroup/{ctrl}/berth/{cid}"), ctrl
+    for ctrl in ("pids/", "memory/", "cpu/", "freezer/", "devices/", ""):  # v1 hierarchies, or the v2 tree
+        assert not os.path.exists(f"/sys/fs/cgroup/{ctrl}berth/{cid}"), ctrl
     assert bundle.rootfs not in host_mounts()
 
 

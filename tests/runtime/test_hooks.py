@@ -50,7 +50,7 @@ def test_failing_prestart_hook_leaves_nothing(rt, bundle, cid, tmp_path):
     if IS_BERTH:
         assert "prestart" in p.stderr and "boom" in p.stderr
     assert rt.ids() == [] and not os.path.exists(os.path.join(rt.root, cid))
-    assert not os.path.exists(f"/sys/fs/cgroup/pids/berth/{cid}")
+    assert not os.path.exists(f"/sys/fs/cgroup/pids/berth/{cid}") and not os.path.exists(f"/sys/fs/cgroup/berth/{cid}")
 
 
 def test_hook_timeout(rt, bundle, cid):
