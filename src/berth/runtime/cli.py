@@ -5,6 +5,7 @@ long flags take one or two dashes, `--flag=value` or `--flag value`, and flag pa
 stops at its first positional argument.
 """
 
+import gc
 import sys
 
 from berth import __version__
@@ -108,6 +109,12 @@ def _parse_flags(args: list[str], table: dict, where: str) -> tuple[dict, list[s
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    # A short-lived process: the cyclic GC would only walk the import graph a few times for nothing.
+    gc.disable()
+    if "run" in argv or "create" in argv or "exec" in argv:
+        from berth.runtime import warm
+
+        warm.start()
     from berth.runtime.log import Log
 
     log = Log()
