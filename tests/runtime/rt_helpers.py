@@ -21,8 +21,11 @@ class Runtime:
         self.root = root
         self.exe = RUNTIME
 
-    def __call__(self, *args: str, check: bool = True, timeout: float = 60, **kw) -> subprocess.CompletedProcess:
+    def __call__(self, *args: str, check: bool = True, timeout: float = 60, fd3: str | None = None,
+                 **kw) -> subprocess.CompletedProcess:
         cmd = [RUNTIME, "--root", self.root, *args]
+        if fd3 is not None:  # the runtime starts with fd 3 open on this file (never touch our own fds)
+            cmd = ["sh", "-c", 'exec 3<"$0"; exec "$@"', fd3, *cmd]
         kw.setdefault("stdin", subprocess.DEVNULL)
         # Files, not pipes: a detached container inherits the runtime's stdio and would hold a pipe open.
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:

@@ -109,28 +109,19 @@ def test_rlimit_above_hard_limit_fails_cleanly(rt, bundle, cid):
 
 
 def test_no_host_fds_leak(rt, bundle, cid, tmp_path):
-    leaked = os.open(str(tmp_path), os.O_RDONLY)  # inheritable in the runtime, like a careless caller's fd
-    os.set_inheritable(leaked, True)
-    try:
-        bundle.sh("ls /proc/self/fd | sort -n | tr '\\n' ' '; echo; readlink /proc/1/cwd")
-        out = run(rt, bundle, cid, pass_fds=(leaked,)).stdout.splitlines()
-    finally:
-        os.close(leaked)
-    assert out[0].split() in (["0", "1", "2", "3"],)  # 3 is ls's own directory fd
+    leaked = tmp_path / "leaked"
+    leaked.write_text("host\n")
+    bundle.sh("ls /proc/self/fd | sort -n | tr '\\n' ' '; echo; readlink /proc/1/cwd")
+    out = rt("run", "--bundle", bundle.write(), cid, fd3=str(leaked)).stdout.splitlines()
+    assert out[0].split() == ["0", "1", "2", "3"]  # 3 is ls's own directory fd, not the runtime's fd 3
     assert out[1] == "/"
 
 
 def test_preserve_fds(rt, bundle, cid, tmp_path):
     f = tmp_path / "passed"
     f.write_text("through fd 3\n")
-    fd = os.open(str(f), os.O_RDONLY)
-    try:
-        os.dup2(fd, 3) if fd != 3 else None
-        os.set_inheritable(3, True)
-        bundle.sh("cat <&3")
-        out = run(rt, bundle, cid, "--preserve-fds", "1", pass_fds=(3,)).stdout
-    finally:
-        os.close(fd)
+    bundle.sh("cat <&3")
+    out = rt("run", "--preserve-fds", "1", "--bundle", bundle.write(), cid, fd3=str(f)).stdout
     assert out == "through fd 3\n"
 
 
@@ -169,3 +160,30 @@ def test_proc_self_exe_interpreter_never_reaches_host_binary(rt, bundle, cid):
     assert p.returncode == 127
     with open(host_exe, "rb") as f:
         assert hashlib.sha256(f.read()).hexdigest() == before
+
+
+def test_oom_score_adj(rt, bundle, cid):
+    bundle.process["oomScoreAdj"] = 432
+    assert in_container(bundle, rt, cid, "cat /proc/self/oom_score_adj").stdout.strip() == "432"
+
+
+def test_exec_preserve_fds(rt, bundle, cid, tmp_path):
+    bundle.args("sleep", "60")
+    rt("run", "-d", "--bundle", bundle.write(), cid)
+    f = tmp_path / "exec-passed"
+    f.write_text("exec fd 3\n")
+    out = rt("exec", "--preserve-fds", "1", cid, "sh", "-c", "cat <&3; ls /proc/self/fd | wc -l",
+             fd3=str(f)).stdout.split("\n")
+    assert out[0] == "exec fd 3"
+    assert out[1].strip() == "5"  # 0, 1, 2, 3 and ls's own directory fd
+
+
+def test_kill_created_container(rt, bundle, cid):
+    bundle.args("sleep", "60")
+    rt("create", "--bundle", bundle.write(), cid)
+    pid = rt.state(cid)["pid"]
+    rt("kill", cid, "KILL")
+    from .rt_helpers import gone
+
+    assert gone(pid)
+    assert rt.state(cid)["status"] == "stopped"
