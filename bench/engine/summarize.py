@@ -81,6 +81,8 @@ def memory(out: str, n: int) -> list[str]:
             daemons[f[0]] = [int(x) for x in f[2:]]
         else:
             misc.setdefault(f[0], {})[f[1]] = float(f[2])
+    if not per:
+        return []
     name = {"berth": "berth monitor", "docker": "containerd-shim-runc-v2", "podman": "conmon"}
     lines = [f"### Memory per idle container ({n} × detached `busybox sleep 3600`)", "",
              "RSS and PSS from /proc/PID/smaps_rollup, KiB, 5 s after the last start. Daemons: berthd; "
