@@ -62,6 +62,8 @@ class Engine:
         self.started_at = time.time()
         self.bg: set[asyncio.Task] = set()
         self.zygote = monitorctl.Zygote(cfg.exec_root)
+        # berth's own runtime can run inside the (warm) monitor instead of as a fresh interpreter.
+        self.runtime_inproc = _is_berth_runtime(cfg.runtime) and os.environ.get("BERTH_RUNTIME_INPROC", "1") != "0"
 
     # -- helpers -------------------------------------------------------------------------------
     def spawn_bg(self, coro: Any) -> asyncio.Task:
@@ -358,8 +360,10 @@ class Engine:
         shutil.rmtree(c.rundir, ignore_errors=True)
         os.makedirs(c.rundir, mode=0o700)
         rootfs = None
+        t0 = time.monotonic()
         try:
             rootfs = await self.to_thread(self.store.mount_container_fs, c.id)
+            t_mount = time.monotonic()
             netns = None
             nm = hc.get("NetworkMode") or "none"
             if nm.startswith("container:"):
@@ -392,9 +396,12 @@ class Engine:
                 "log_max_size": _parse_size(lc.get("max-size")) if lc.get("max-size") else self.cfg.log_max_size,
                 "log_max_files": int(lc.get("max-file") or self.cfg.log_max_files),
                 "oom_files": oom_files, "oom_before": oom_before,
+                "runtime_inproc": self.runtime_inproc,
                 "pid_file": os.path.join(c.rundir, "init.pid"), "monitor_log": os.path.join(c.dir, "monitor.log"), "exit_file": c.exit_file, "sock": c.sock,
             }
+            t_spec = time.monotonic()
             st = await monitorctl.spawn(c.rundir, mcfg, zygote=self.zygote)
+            t_created = time.monotonic()
             # Attach requests that came before start connect now, so they see all output.
             for f in c.start_waiters:
                 if not f.done():
@@ -406,6 +413,9 @@ class Engine:
                 await asyncio.wait(ready, timeout=5)
             watcher_conn = await monitorctl.connect(c.sock, {"op": "wait"})
             res = await monitorctl.call(c.sock, {"op": "start"})
+            log.debug("start %s: mount %.1f ms, spec %.1f ms, monitor+runtime create %.1f ms, runtime start %.1f ms",
+                      c.id[:12], (t_mount - t0) * 1e3, (t_spec - t_mount) * 1e3, (t_created - t_spec) * 1e3,
+                      (time.monotonic() - t_created) * 1e3)
             if "error" in res:
                 watcher_conn[1].close()
                 await self._force_cleanup(c)
@@ -868,6 +878,16 @@ class Engine:
         self.zygote.close()
         self.events.close()
         self.audit.close()
+
+
+def _is_berth_runtime(path: str) -> bool:
+    """True for berth's launcher of berth.runtime.cli (not for runc or any other binary)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(512)
+    except OSError:
+        return False
+    return b"berth.runtime.cli" in head
 
 
 def _oom_files(cid: str) -> tuple[list[str], int]:

@@ -13,6 +13,7 @@ import logging
 import re
 import socket
 import struct
+import time
 import traceback
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -331,6 +332,7 @@ class _Connection:
             _body=self._body_iter,
         )
         status, err = 500, None
+        t0 = time.monotonic()
         try:
             try:
                 handler, params, mutating = self.server.router.match(req.method, path)
@@ -366,6 +368,7 @@ class _Connection:
                 return False
             raise TypeError(f"handler returned {type(result).__name__}")
         finally:
+            log.debug("%s %s -> %s (%.1f ms)", req.method, path, status, (time.monotonic() - t0) * 1e3)
             if self.server.audit and (mutating_of(self.server.router, req)):
                 try:
                     self.server.audit(req, status, err)

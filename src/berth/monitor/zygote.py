@@ -47,6 +47,7 @@ def main(argv=None):
     os.close(devnull)
     # Everything the monitor needs is imported: freeze it so the children's GC does not touch
     # (and thereby copy) the shared objects.
+    _preload()
     gc.collect()
     gc.freeze()
     while True:
@@ -83,6 +84,26 @@ def main(argv=None):
                 continue
             except ChildProcessError:
                 break
+
+
+_RUNTIME_MODULES = (
+    "berth.runtime.cli", "berth.runtime.commands", "berth.runtime.container", "berth.runtime.init",
+    "berth.runtime.rootfs", "berth.runtime.process", "berth.runtime.cgroup", "berth.runtime.devices",
+    "berth.runtime.hooks", "berth.runtime.tty", "berth.runtime.channel", "berth.runtime.state",
+    "berth.runtime.jsonio", "berth.runtime.log", "berth.runtime.mountopts", "berth.runtime.trampoline",
+    "berth.runtime.context", "berth.seccomp.cache", "berth.seccomp.loader", "berth.cgroups",
+)
+
+
+def _preload():
+    """Import berth-runtime's modules once, for monitors that run it in-process (runtime_inproc)."""
+    import importlib
+
+    for name in _RUNTIME_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - a missing module only means a slower first use
+            pass
 
 
 def _read_line(conn):
