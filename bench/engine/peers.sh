@@ -36,13 +36,17 @@ _wait_sock() {  # _wait_sock PATH PID NAME: wait up to 30 s for a unix socket to
   echo "$3 did not open $1 within 30 s" >&2; return 1
 }
 
-engines_start() {
+engines_start() {  # engines_start [berth]: with "berth", only berthd
   [ ! -e "$BASE" ] || engines_stop
   mkdir -p "$BASE/berth" "$BASE/docker" "$BASE/podman/tmp"
   # berthd: its own root, exec-root and socket
   setsid "$BERTHD" --root "$BASE/berth/root" --exec-root "$BASE/berth/exec" -H "unix://$BASE/berth/berth.sock" \
     --runtime "$BERTH_RUNTIME" --log-level "${BERTH_LOG_LEVEL:-info}" >"$BASE/berthd.log" 2>&1 </dev/null &
   echo $! >"$BASE/berthd.pid"
+  if [ "${1:-}" = berth ]; then
+    _wait_sock "$BASE/berth/berth.sock" "$(cat "$BASE/berthd.pid")" berthd
+    return
+  fi
   # dockerd: starts its own containerd (socket under its exec-root)
   setsid dockerd -H "unix://$BASE/docker/docker.sock" --data-root "$BASE/docker/data" \
     --exec-root "$BASE/docker/exec" --pidfile "$BASE/docker/docker.pid" --bridge none --iptables=false \

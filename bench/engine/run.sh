@@ -80,14 +80,14 @@ pss() { awk '/^Pss:/{print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
 sum() { local f=$1 t=0 p; shift; for p in "$@"; do t=$((t + $($f "$p"))); done; echo $t; }
 daemon_pids() {  # the engine's long-lived processes other than per-container ones
   case $1 in
-    berth) cat "$BASE/berthd.pid" ;;
+    berth) cat "$BASE/berthd.pid"; pgrep -f -- "$BASE/berth/exec/monitor-zygote.sock" || true ;;  # + the monitor zygote
     docker) cat "$BASE/dockerd.pid"; cat "$BASE/docker/exec/containerd/containerd.pid" 2>/dev/null ;;
     podman) ;;
   esac
 }
 per_ctr_pid() {  # per_ctr_pid ENGINE ID: the per-container process (monitor / shim / conmon)
   case $1 in
-    berth) pgrep -f -- "-S -c .*berth.monitor.monitor.* $BASE/berth/exec/.*$2" | head -1 ;;
+    berth) ps -o ppid= -p "$("${BERTH[@]}" inspect -f '{{.State.Pid}}' "$2")" | tr -d ' ' ;;  # init's subreaper
     docker) pgrep -f -- "containerd-shim-runc-v2 .*-id $2" | head -1 ;;
     podman) "${PODMAN[@]}" inspect -f '{{.State.ConmonPid}}' "$2" ;;
   esac

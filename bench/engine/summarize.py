@@ -85,7 +85,7 @@ def memory(out: str, n: int) -> list[str]:
         return []
     name = {"berth": "berth monitor", "docker": "containerd-shim-runc-v2", "podman": "conmon"}
     lines = [f"### Memory per idle container ({n} × detached `busybox sleep 3600`)", "",
-             "RSS and PSS from /proc/PID/smaps_rollup, KiB, 5 s after the last start. Daemons: berthd; "
+             "RSS and PSS from /proc/PID/smaps_rollup, KiB, 5 s after the last start. Daemons: berthd + its monitor zygote; "
              "dockerd + containerd; podman has none.", "",
              "| engine | per-container process | RSS median (min–max) | PSS median (min–max) | daemons RSS before → after "
              "(per ctr) | daemons PSS before → after (per ctr) | total PSS added per ctr | start N (s) | rm -f N (s) |",
