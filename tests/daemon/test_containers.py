@@ -117,6 +117,8 @@ def test_exec_variants(berthd, cname):
         out = berthd.out("exec", "-e", "A=1", "-w", "/bin", "-u", "65534", cname, "sh", "-c", "echo $A; pwd; id -u")
         assert out == "1\n/bin\n65534\n"
         assert berthd.out("exec", "-i", cname, "cat", input=b"piped\n") == "piped\n"
+        assert berthd.docker("exec", cname, "nosuchcmd", check=False).returncode == 127
+        assert berthd.docker("exec", cname, "/etc/passwd", check=False).returncode == 126
         berthd.docker("exec", "-d", cname, "sh", "-c", "echo bg > /tmp/bg")
         wait_for(lambda: berthd.docker("exec", cname, "cat", "/tmp/bg", check=False).stdout == b"bg\n", "detached exec")
         cmd = f"{berthd_docker(berthd)} exec -it {cname} sh -c 'tty; exit 6'"

@@ -181,11 +181,14 @@ def test_volumes(berthd, cname):
         assert berthd.out("run", "--rm", "-v", f"{vol}:/data:ro", "busybox", "cat", "/data/f") == "persisted\n"
         r = berthd.docker("run", "--rm", "-v", f"{vol}:/data:ro", "busybox", "touch", "/data/x", check=False)
         assert r.returncode != 0
-        berthd.docker("run", "-d", "--name", cname, "-v", f"{vol}:/data", "busybox", "sleep", "300")
+        berthd.docker("run", "-d", "--name", cname, "-v", f"{vol}:/data", "-v", "/anon", "busybox", "sleep", "300")
+        anon = [m["Name"] for m in berthd.inspect(cname)["Mounts"] if m["Destination"] == "/anon"][0]
+        assert anon in berthd.out("volume", "ls", "-q").split()
         r = berthd.docker("volume", "rm", vol, check=False)
         assert r.returncode == 1 and b"in use" in r.stderr
-        berthd.docker("rm", "-f", cname)
-        assert vol in berthd.out("volume", "ls", "-q").split()
+        berthd.docker("rm", "-f", "-v", cname)
+        vols = berthd.out("volume", "ls", "-q").split()
+        assert vol in vols and anon not in vols  # rm -v: anonymous volumes only
         berthd.docker("volume", "rm", vol)
         assert vol not in berthd.out("volume", "ls", "-q").split()
     finally:

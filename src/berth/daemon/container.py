@@ -191,7 +191,7 @@ class Container:
             "Driver": self.driver, "Platform": "linux", "MountLabel": "", "ProcessLabel": "",
             "AppArmorProfile": "", "ExecIDs": exec_ids or None, "HostConfig": hc,
             "GraphDriver": {"Data": None, "Name": self.driver},
-            "Mounts": self.mounts,
+            "Mounts": [{k: v for k, v in m.items() if k != "Anonymous"} for m in self.mounts],
             "Config": dict(self.config),
             "NetworkSettings": {
                 "Bridge": "", "SandboxID": "", "HairpinMode": False, "LinkLocalIPv6Address": "",

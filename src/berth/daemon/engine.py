@@ -298,7 +298,8 @@ class Engine:
                     self.events.emit("volume", "create", v.name, {"driver": "local"})
                 await self.to_thread(vs.acquire, v.name, c.id)
                 out.append({"Type": "volume", "Name": v.name, "Source": v.mountpoint, "Destination": dst,
-                            "Driver": "local", "Mode": "z" if rw else "ro", "RW": rw, "Propagation": ""})
+                            "Driver": "local", "Mode": "z" if rw else "ro", "RW": rw, "Propagation": "",
+                            **({"Anonymous": True} if not src else {})})
         return out
 
     def _write_files(self, c: Container) -> None:
@@ -683,7 +684,7 @@ class Engine:
             if m.get("Type") == "volume" and vs is not None:
                 try:
                     await self.to_thread(vs.release, m["Name"], c.id)
-                    if volumes:
+                    if volumes and m.get("Anonymous"):  # rm -v: anonymous volumes only, as Docker
                         await self.to_thread(vs.remove, m["Name"])
                         self.events.emit("volume", "destroy", m["Name"], {"driver": "local"})
                 except Exception as e:

@@ -131,6 +131,7 @@ def finish(eng, ex: ExecRecord, code: int | None) -> None:
 async def drain(eng, ex: ExecRecord, reader, writer, sink=None) -> int | None:
     """Read the exec's frames until its exit; `sink(kind, data)` gets the output."""
     code = None
+    last_err = b""
     try:
         while True:
             fr = await monitorctl.read_frame(reader)
@@ -143,8 +144,14 @@ async def drain(eng, ex: ExecRecord, reader, writer, sink=None) -> int | None:
                     code = int(msg["exit"])
                     break
                 continue
+            if kind == monitorctl.STDERR:
+                last_err = payload[-512:]
             if sink is not None:
                 await sink(kind, payload)
+        if code in (1, 255) and b"-runtime: exec:" in last_err:
+            # The runtime could not start the process: Docker's codes, 127 not found, 126 not executable.
+            low = last_err.lower()
+            code = 127 if (b"not found" in low or b"no such file" in low) else 126
     finally:
         writer.close()
         finish(eng, ex, code)
