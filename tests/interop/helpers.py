@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import select
 import signal
+import struct
 import subprocess
+import termios
 import time
 
 CGROUP_ROOT = "/sys/fs/cgroup"
@@ -20,9 +23,17 @@ def run(cmd: list[str], check: bool = True, timeout: float = 60, **kw) -> subpro
     return p
 
 
+PTY_ROWS, PTY_COLS = 37, 101  # an unusual window size, to see that it reaches the container's terminal
+# ctr (and conmon) resize the container's console only after start, so a program's first look may see 0x0:
+# poll (up to 5 s) inside the container, then print the size
+WAIT_SIZE = ('i=0; while [ $i -lt 50 ]; do s=$(stty size 2>/dev/null) && [ "$s" != "0 0" ] && break; '
+             'i=$((i+1)); sleep 0.1; done; echo "$s"')
+
+
 def run_pty(cmd: list[str], timeout: float = 60, env: dict | None = None, input: bytes = b"") -> tuple[int, str]:
     """Run cmd with a pty as its stdin/stdout/stderr (its controlling terminal); return (exit code, output)."""
     master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", PTY_ROWS, PTY_COLS, 0, 0))
     try:
         proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
                                 preexec_fn=_take_ctty)
@@ -60,9 +71,6 @@ def run_pty(cmd: list[str], timeout: float = 60, env: dict | None = None, input:
 
 
 def _take_ctty() -> None:
-    import fcntl
-    import termios
-
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 

@@ -33,6 +33,7 @@ def test_tty(containerd, unique_name):
     assert rc == 5, out
     lines = [line.strip("\r") for line in out.split("\n")]
     assert "/dev/pts/0" in lines and "stdin-is-tty" in lines, out
+    # (no window-size check: ctr 1.6 sends its one resize right after start and may lose it, with runc too)
 
 
 def test_detached_exec_kill(containerd, unique_name):

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from interop.helpers import cgroup_dirs, run, run_pty
+from interop.helpers import PTY_COLS, PTY_ROWS, WAIT_SIZE, cgroup_dirs, run, run_pty
 
 pytestmark = pytest.mark.interop
 
@@ -40,6 +40,44 @@ def test_seccomp_profile_enforced(podman):
     assert out.split() == ["Seccomp:", "0"], out
 
 
+@pytest.mark.parametrize("opts, cmd, expected", [
+    (["--user", "65534:65534"], ["id"], "uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)"),
+    (["-w", "/tmp", "-e", "FOO=bar"], ["sh", "-c", "pwd; echo $FOO"], "/tmp\nbar"),
+    (["--read-only"], ["sh", "-c", "touch /x 2>/dev/null; echo rc=$?"], "rc=1"),
+    (["--memory", "64m"], ["cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"], "67108864"),
+    (["--pids-limit", "50"], ["cat", "/sys/fs/cgroup/pids/pids.max"], "50"),
+    (["--cap-drop", "all"], ["grep", "CapEff", "/proc/self/status"], "CapEff:\t0000000000000000"),
+    (["--hostname", "berth-h"], ["hostname"], "berth-h"),
+    (["--privileged"], ["sh", "-c", "grep Seccomp: /proc/self/status; [ -e /dev/loop-control ] && echo host-devs"],
+     "Seccomp:\t0\nhost-devs"),
+], ids=["user", "workdir-env", "read-only", "memory", "pids", "cap-drop", "hostname", "privileged"])
+def test_run_options(podman, opts, cmd, expected):
+    # podman turns each option into config.json; the runtime must apply it (cgroup files: hybrid host, v1)
+    assert podman("run", "--rm", *podman.run_opts, *opts, IMAGE, *cmd).stdout.strip() == expected
+
+
+def test_pause_top_kill_restart(podman, unique_name):
+    script = "trap 'exit 3' TERM; while :; do sleep 0.1; done"
+    podman("run", "-d", "--name", unique_name, *podman.run_opts, IMAGE, "sh", "-c", script)
+    try:
+        def status() -> str:
+            return podman("inspect", "--format", "{{.State.Status}}", unique_name).stdout.strip()
+
+        podman("pause", unique_name)
+        assert status() == "paused"
+        podman("unpause", unique_name)
+        assert status() == "running"
+        top = podman("top", unique_name, "pid", "args").stdout
+        assert "trap 'exit 3' TERM" in top, top
+        assert podman("exec", "-u", "65534", "-w", "/tmp", unique_name, "sh", "-c", "id -u; pwd").stdout == "65534\n/tmp\n"
+        podman("kill", "-s", "TERM", unique_name)
+        assert podman("wait", unique_name, timeout=30).stdout.strip() == "3"
+        podman("restart", "-t", "1", unique_name, timeout=60)
+        assert status() == "running"
+    finally:
+        podman("rm", "-f", "-t", "0", unique_name, check=False)
+
+
 def test_stdin_passed_through(podman):
     p = podman("run", "--rm", "-i", *podman.run_opts, IMAGE, "sh", "-c", "tr a-z A-Z; exit 3",
                input="piped text\n", check=False, stdin=None)
@@ -48,11 +86,12 @@ def test_stdin_passed_through(podman):
 
 def test_tty(podman):
     rc, out = run_pty(podman.cmd("run", "--rm", "-t", *podman.run_opts, IMAGE, "sh", "-c",
-                                 "tty; stty size; [ -t 0 ] && echo stdin-is-tty; exit 5"), env=podman.env)
+                                 f"tty; {WAIT_SIZE}; [ -t 0 ] && echo stdin-is-tty; exit 5"), env=podman.env)
     assert rc == 5, out
     lines = [line.strip("\r") for line in out.split("\n")]
     assert "/dev/pts/0" in lines, out  # the container's own devpts instance
     assert "stdin-is-tty" in lines, out
+    assert f"{PTY_ROWS} {PTY_COLS}" in lines, out  # conmon passed our window size to the container's tty
     assert "\r\n" in out  # the container's terminal turns \n into \r\n (onlcr): it really is a tty
 
 
