@@ -10,7 +10,7 @@ import os
 import sys
 
 from berth.linux import libc as L
-from berth.runtime import init, warm
+from berth.runtime import init
 from berth.runtime.channel import Channel
 from berth.runtime.context import NS_FLAGS, Context
 
@@ -67,7 +67,6 @@ def spawn_init(ctx: Context) -> tuple[int, Channel]:
     """Fork the container's init; it waits for a "go" message. -> (host pid, channel)."""
     ours, theirs = Channel.pair()
     _flush()
-    warm.wait()
     if not ctx.userns:
         restore = _enter_for_children(ctx)
         try:
@@ -141,7 +140,6 @@ def spawn_exec(ctx: Context) -> tuple[int, Channel]:
     """Fork a process that joins the container (its pid namespace entered through us)."""
     ours, theirs = Channel.pair()
     _flush()
-    warm.wait()
     restore = _enter_for_children(ctx)
     try:
         pid = os.fork()

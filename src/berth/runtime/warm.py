@@ -3,17 +3,22 @@
 Moving a process into a cgroup takes the kernel's cgroup_threadgroup_rwsem for writing; the first
 writer after a quiet spell waits for an RCU grace period (5-10 ms here), later ones within about one
 grace period are fast. A thread writes our own pid into the cgroup we are already in (a no-op move)
-at start-up, so the grace period passes while the interpreter imports, and the container's real
-migration right after fork is fast. The thread is finished before any fork.
+at start-up, so the grace period runs while the interpreter imports, and the container's real
+migration after fork waits only for what is left of it.
+
+The thread may still be inside os.write when the runtime forks: it holds no Python lock then (the GIL
+is released around the call), the child has only the forking thread, and the fd it writes is
+close-on-exec. The kernel does not hold up fork meanwhile: cgroup_threadgroup_rwsem blocks readers
+only once the writer has its grace period.
 """
 
 import _thread
 import os
 
-_done = None
+_started = False
 
 
-def _warm(lock) -> None:
+def _warm() -> None:
     try:
         with open("/proc/self/cgroup", "rb") as f:
             lines = f.read().decode().splitlines()
@@ -33,23 +38,13 @@ def _warm(lock) -> None:
                 os.close(fd)
     except Exception:
         pass
-    finally:
-        lock.release()
 
 
 def start() -> None:
-    global _done
-    if _done is None:
-        _done = _thread.allocate_lock()
-        _done.acquire()
+    global _started
+    if not _started:
+        _started = True
         try:
-            _thread.start_new_thread(_warm, (_done,))
+            _thread.start_new_thread(_warm, ())
         except RuntimeError:
-            _done.release()
-
-
-def wait() -> None:
-    """Call before fork: the warming thread must not be running then."""
-    if _done is not None:
-        _done.acquire()
-        _done.release()
+            pass
