@@ -255,3 +255,24 @@ def test_logs_since_until(berthd, cname):
         assert berthd.out("logs", "--until", recs[0]["time"], cname) == "early\n"
     finally:
         berthd.docker("rm", "-f", cname, check=False)
+
+
+def test_detach_keys_leave_container_running(berthd, cname):
+    cmd = f"(sleep 1; printf '\\020\\021') | script -qec \"{berthd.docker_cmd} run -it --name {cname} busybox sh\" /dev/null"
+    try:
+        subprocess.run(["bash", "-c", cmd], capture_output=True, timeout=60)
+        assert berthd.inspect(cname)["State"]["Running"] is True
+    finally:
+        berthd.docker("rm", "-f", cname, check=False)
+
+
+def test_container_prune_and_socket_mode(berthd, cname):
+    import stat as st
+
+    s = os.stat(berthd.sock)
+    assert st.S_IMODE(s.st_mode) == 0o660 and s.st_uid == 0
+    berthd.docker("create", "--name", cname, "busybox", "true")
+    out = berthd.out("container", "prune", "-f")
+    assert "Deleted Containers" in out
+    r = berthd.docker("inspect", cname, check=False)
+    assert r.returncode == 1

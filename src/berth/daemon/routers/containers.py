@@ -160,6 +160,7 @@ def register(r: Router, eng: Engine) -> None:
         tty = bool(c.config.get("Tty"))
         if not req.qbool("stream") and not req.qbool("logs"):
             raise errors.InvalidArgument("Bad parameters: you must choose at least one stream")
+        keys = parse_detach_keys(req.q("detachKeys"))
         loop = asyncio.get_running_loop()
         # Register before the 101 goes out: `start` may arrive right after.
         ready = None
@@ -178,7 +179,7 @@ def register(r: Router, eng: Engine) -> None:
                     # just wait for the start.
                     if not await started:
                         return
-                await pump(c, reader, writer, pending, want_in, want_out, want_err, tty, ready)
+                await pump(c, reader, writer, pending, want_in, want_out, want_err, tty, ready, keys)
             finally:
                 if ready is not None and not ready.done():
                     ready.set_result(False)
@@ -213,6 +214,30 @@ def register(r: Router, eng: Engine) -> None:
             return Response(200, body, "application/json")
         return Stream(gen, content_type=None)
 
+    async def prune(req: Request):
+        flt = req.filters()
+        until = flt.get("until", [])
+        cutoff = None
+        if until:
+            try:
+                cutoff = float(until[0])
+            except ValueError:
+                cutoff = parse_rfc3339(until[0])
+        deleted, freed = [], 0
+        for c in list(eng.containers.values()):
+            if c.running or c.state.get("Restarting") or c.removing:
+                continue
+            if cutoff is not None and parse_rfc3339(c.created) >= cutoff:
+                continue
+            if not _match(eng, c, {k: v for k, v in flt.items() if k == "label"}):
+                continue
+            freed += await eng.to_thread(_size, eng, c.id)
+            await eng.remove(c, force=False, volumes=False)
+            deleted.append(c.id)
+        eng.events.emit("container", "prune", "", {"reclaimed": str(freed)})
+        return json_response({"ContainersDeleted": deleted or None, "SpaceReclaimed": freed})
+
+    r.add("POST", "/containers/prune", prune)
     r.add("POST", "/containers/create", create)
     r.add("GET", "/containers/json", list_)
     r.add("GET", "/containers/{id}/json", inspect)
@@ -234,7 +259,7 @@ def register(r: Router, eng: Engine) -> None:
 
 
 async def pump(c: Container, reader, writer, pending: bytes, want_in: bool, want_out: bool, want_err: bool,
-               tty: bool, ready: asyncio.Future | None) -> None:
+               tty: bool, ready: asyncio.Future | None, detach_keys: bytes = b"\x10\x11") -> None:
     """Connect the hijacked client to the monitor's attach socket until the container's output ends."""
     try:
         mreader, mwriter = await monitorctl.connect(c.sock, {"op": "attach", "stdin": want_in,
@@ -252,22 +277,40 @@ async def pump(c: Container, reader, writer, pending: bytes, want_in: bool, want
         try:
             if pending and want_in:
                 mwriter.write(pending)
+            prev = b""
             while True:
                 data = await reader.read(65536)
                 if not data:
                     break
                 if want_in:
+                    seq = prev + data
+                    cut = seq.find(detach_keys) if detach_keys else -1
+                    if cut >= 0:
+                        # Docker's detach keys: leave the container running, end this attach.
+                        before = seq[:cut][len(prev):] if cut >= len(prev) else b""
+                        if before:
+                            mwriter.write(before)
+                        detached.set()
+                        return
                     mwriter.write(data)
                     await mwriter.drain()
+                    prev = data[-(len(detach_keys) - 1):] if detach_keys and len(detach_keys) > 1 else b""
             if want_in and mwriter.can_write_eof():
                 mwriter.write_eof()
         except (ConnectionError, OSError):
             pass
 
+    detached = asyncio.Event()
     up = asyncio.ensure_future(upstream())
+    det = asyncio.ensure_future(detached.wait())
     try:
         while True:
-            fr = await monitorctl.read_frame(mreader)
+            rd = asyncio.ensure_future(monitorctl.read_frame(mreader))
+            done, _ = await asyncio.wait({rd, det}, return_when=asyncio.FIRST_COMPLETED)
+            if rd not in done:
+                rd.cancel()
+                break
+            fr = rd.result()
             if fr is None:
                 break
             kind, payload = fr
@@ -280,8 +323,31 @@ async def pump(c: Container, reader, writer, pending: bytes, want_in: bool, want
     except (ConnectionError, OSError):
         pass
     finally:
+        det.cancel()
         mwriter.close()
         await close_hijacked(writer, up)
+
+
+def parse_detach_keys(spec: str | None) -> bytes:
+    """Docker's --detach-keys syntax: comma-separated "ctrl-<x>" or single characters."""
+    if spec is None:
+        return b"\x10\x11"  # ctrl-p, ctrl-q
+    out = bytearray()
+    for part in filter(None, spec.split(",")):
+        p = part.strip()
+        if p.startswith("ctrl-") and len(p) == 6:
+            ch = p[5]
+            code = {"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}.get(ch)
+            if code is None:
+                if not ch.isalpha():
+                    raise errors.InvalidArgument(f"Invalid detach keys ({spec}) provided")
+                code = ord(ch.lower()) - ord("a") + 1
+            out.append(code)
+        elif len(p) == 1:
+            out.append(ord(p))
+        else:
+            raise errors.InvalidArgument(f"Invalid detach keys ({spec}) provided")
+    return bytes(out)
 
 
 def _match(eng: Engine, c: Container, flt: dict[str, list[str]]) -> bool:

@@ -39,6 +39,14 @@ def register(r: Router, eng: Engine) -> None:
     async def create(req: Request):
         raise errors.Unsupported("creating networks needs bridge networking, which berth does not implement yet")
 
+    async def prune(req: Request):
+        return json_response({"NetworksDeleted": None})
+
+    async def build_prune(req: Request):
+        return json_response({"CachesDeleted": None, "SpaceReclaimed": 0})
+
+    r.add("POST", "/networks/prune", prune)
+    r.add("POST", "/build/prune", build_prune)
     r.add("GET", "/networks", list_)
     r.add("GET", "/networks/{id}", inspect)
     r.add("POST", "/networks/create", create)
