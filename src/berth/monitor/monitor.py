@@ -78,6 +78,7 @@ class JsonLog:
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
         self.size = os.fstat(self.fd).st_size
         self.partial = {STDOUT: b"", STDERR: b""}
+        self.errors = 0
 
     def _rotate(self):
         os.close(self.fd)
@@ -97,10 +98,15 @@ class JsonLog:
         rec = json.dumps({"log": text.decode("utf-8", "replace"),
                           "stream": "stdout" if kind == STDOUT else "stderr",
                           "time": rfc3339nano(time.time_ns())}).encode() + b"\n"
-        if self.max_size and self.size + len(rec) > self.max_size and self.size > 0:
-            self._rotate()
-        os.write(self.fd, rec)
-        self.size += len(rec)
+        try:
+            if self.max_size and self.size + len(rec) > self.max_size and self.size > 0:
+                self._rotate()
+            os.write(self.fd, rec)
+            self.size += len(rec)
+        except OSError as e:  # a full disk loses log lines, not the container
+            self.errors += 1
+            if self.errors == 1:
+                sys.stderr.write(f"log write failed: {e}\n")
 
     def write(self, kind, data):
         buf = self.partial[kind] + data
@@ -853,7 +859,17 @@ class Monitor:
             for fd, ev in events:
                 cb = self.handlers.get(fd)
                 if cb:
-                    cb(ev)
+                    try:
+                        cb(ev)
+                    except Exception:  # noqa: BLE001 - one bad client or fd must not kill the container's monitor
+                        import traceback
+
+                        traceback.print_exc()
+                        cl = self.clients.get(fd)
+                        if cl is not None:
+                            self.drop(cl)
+                        elif fd not in self.out_fds:
+                            self.unwatch(fd)
             self.reap()
             self._maybe_finish()
             if self.finished and self.stdin_w is not None and self.stdin_w != self.master:
