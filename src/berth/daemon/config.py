@@ -27,8 +27,10 @@ class DaemonConfig:
 
 
 def default_runtime() -> str:
-    here = os.path.dirname(sys.executable)
-    for cand in (os.path.join(here, "berth-runtime"), shutil.which("berth-runtime")):
+    """berth-runtime beside the berthd launcher (the venv's bin), beside the interpreter, or on PATH."""
+    cands = [os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])), "berth-runtime"),
+             os.path.join(os.path.dirname(sys.executable), "berth-runtime"), shutil.which("berth-runtime")]
+    for cand in cands:
         if cand and os.path.exists(cand):
             return cand
     return "berth-runtime"
