@@ -90,6 +90,16 @@ def test_stdin_pipe(b):
     assert (r.returncode, r.out) == (0, "line1\nline2\ndone\n")
 
 
+def test_stdin_and_output_both_large(b):
+    """The container writes 5 MB before it reads its 5 MB of stdin: neither direction may block the other."""
+    data = os.urandom(5 << 20)
+    r = b("run", "--rm", "-i", "busybox", "sh", "-c",
+          "dd if=/dev/zero bs=65536 count=80 2>/dev/null; md5sum | cut -d' ' -f1", input=data, timeout=60)
+    assert r.returncode == 0, r.err
+    assert r.stdout[:80 * 65536] == bytes(80 * 65536)
+    assert r.stdout[80 * 65536:].decode().strip() == __import__("hashlib").md5(data).hexdigest()
+
+
 def test_stdout_stderr_split(b):
     r = b("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2")
     assert (r.out, r.err) == ("out\n", "err\n")

@@ -130,6 +130,38 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
+def _forward_stdin(conn: Hijacked, stdin_fd: int, scanner: _DetachScanner | None, detached: list[bool],
+                   wake_w: int) -> None:
+    """Thread: stdin -> connection, raw; half-close at EOF; stop (and wake the loop) on detach keys.
+
+    A thread rather than the select loop, so that a container that does not read its stdin can never
+    stop us from draining its output (the daemon applies backpressure on the socket)."""
+    try:
+        while True:
+            try:
+                chunk = os.read(stdin_fd, 32768)
+            except InterruptedError:
+                continue
+            except OSError:
+                chunk = b""
+            if chunk and scanner is not None:
+                chunk, hit = scanner.feed(chunk)
+                if hit:
+                    if chunk:
+                        conn.sendall(chunk)
+                    detached.append(True)
+                    os.write(wake_w, b"d")
+                    return
+                if not chunk:
+                    continue
+            if not chunk:
+                conn.close_write()
+                return
+            conn.sendall(chunk)
+    except OSError:  # the connection went away: the output side notices on its own
+        return
+
+
 def pump(
     conn: Hijacked,
     *,
@@ -144,63 +176,53 @@ def pump(
 ) -> bool:
     """Copy until the daemon closes the connection (the process ended); True if the user detached
     with the detach keys (only watched for when given, i.e. for a tty on a terminal)."""
-    scanner = _DetachScanner(detach_keys) if detach_keys else None
     demux = None if tty else Demuxer()
     sock_fd = conn.fileno()
-    in_open = stdin
-    if not stdin and half_close_without_stdin:
+    detached: list[bool] = []
+    wake_r, wake_w = os.pipe()
+    if not stdin:
+        os.close(wake_w)
+    if stdin:
+        import threading
+
+        scanner = _DetachScanner(detach_keys) if detach_keys else None
+        threading.Thread(target=_forward_stdin, args=(conn, stdin_fd, scanner, detached, wake_w), daemon=True).start()
+    elif half_close_without_stdin:
         conn.close_write()
     names = PROXIED_SIGNALS if on_signal else ()
-    with signal_pipe(names) as (sig_r, pending):
-        while True:
-            if conn.reader.buf:  # bytes that arrived with the 101 response
-                data = conn.recv()
-            else:
-                rfds = [sock_fd, sig_r] + ([stdin_fd] if in_open else [])
-                try:
-                    ready, _, _ = select.select(rfds, [], [])
-                except InterruptedError:
-                    continue
-                if sig_r in ready:
-                    try:
-                        os.read(sig_r, 512)
-                    except BlockingIOError:
-                        pass
-                    while pending:
-                        sig = pending.pop(0)
-                        if on_signal:
-                            on_signal(sig)
-                if in_open and stdin_fd in ready:
-                    try:
-                        chunk = os.read(stdin_fd, 32768)
-                    except OSError:
-                        chunk = b""
-                    if chunk and scanner is not None:
-                        chunk, detached = scanner.feed(chunk)
-                        if detached:
-                            if chunk:
-                                conn.sendall(chunk)
-                            return True
-                        if not chunk:
-                            continue
-                    if chunk:
-                        try:
-                            conn.sendall(chunk)
-                        except OSError:
-                            in_open = False
-                    else:
-                        in_open = False
-                        conn.close_write()
-                if sock_fd not in ready:
-                    continue
-                try:
+    try:
+        with signal_pipe(names) as (sig_r, pending):
+            while True:
+                if conn.reader.buf:  # bytes that arrived with the 101 response
                     data = conn.recv()
-                except ConnectionResetError:
-                    data = b""
-            if not data:
-                return False
-            if demux is None:
-                _write_all(stdout_fd, data)
-            else:
-                for stream, payload in demux.feed(data):
-                    _write_all(stderr_fd if stream == 2 else stdout_fd, payload)
+                else:
+                    try:
+                        ready, _, _ = select.select([sock_fd, sig_r, wake_r], [], [])
+                    except InterruptedError:
+                        continue
+                    if sig_r in ready:
+                        try:
+                            os.read(sig_r, 512)
+                        except BlockingIOError:
+                            pass
+                        while pending:
+                            sig = pending.pop(0)
+                            if on_signal:
+                                on_signal(sig)
+                    if detached:
+                        return True
+                    if sock_fd not in ready:
+                        continue
+                    try:
+                        data = conn.recv()
+                    except ConnectionResetError:
+                        data = b""
+                if not data:
+                    return False
+                if demux is None:
+                    _write_all(stdout_fd, data)
+                else:
+                    for stream, payload in demux.feed(data):
+                        _write_all(stderr_fd if stream == 2 else stdout_fd, payload)
+    finally:
+        os.close(wake_r)  # a stdin thread still blocked in read() keeps wake_w; it dies with the process
