@@ -559,3 +559,30 @@ def test_healthcheck_and_restart_policy(b, unique_name):
             "on-failure [NONE]\n"
     finally:
         b("rm", "-f", unique_name)
+
+
+def test_streams_through_stdin_and_stdout(b, running, unique_name, tmp_path):
+    r = b("cp", f"{running}:/etc/passwd", "-")
+    assert r.returncode == 0
+    with tarfile.open(fileobj=__import__("io").BytesIO(r.stdout)) as tf:
+        assert tf.getnames() == ["passwd"] and b"root:x:0:0" in tf.extractfile("passwd").read()
+    buf = __import__("io").BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        info = tarfile.TarInfo("from-stdin")
+        info.size = 3
+        tf.addfile(info, __import__("io").BytesIO(b"hi\n"))
+    assert b("cp", "-", f"{running}:/tmp", input=buf.getvalue()).returncode == 0
+    assert b.ok("exec", running, "cat", "/tmp/from-stdin") == "hi\n"
+    r = b("export", running)
+    assert r.returncode == 0 and len(r.stdout) > 1 << 20
+    ref = f"{unique_name}:piped"
+    img = b("import", "-", ref, input=buf.getvalue())
+    assert img.returncode == 0 and img.out.startswith("sha256:"), img.err
+    try:
+        saved = b("save", ref)
+        assert saved.returncode == 0 and tarfile.is_tarfile(__import__("io").BytesIO(saved.stdout))
+        b.ok("rmi", ref)
+        r = b("load", input=saved.stdout)
+        assert r.returncode == 0 and ref in r.out, r.err
+    finally:
+        b("rmi", "-f", ref)
