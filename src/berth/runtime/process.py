@@ -10,7 +10,7 @@ import os
 import sys
 
 from berth.linux import libc as L
-from berth.runtime import init
+from berth.runtime import init, warm
 from berth.runtime.channel import Channel
 from berth.runtime.context import NS_FLAGS, Context
 
@@ -26,6 +26,8 @@ def _flush() -> None:
 def _enter_for_children(ctx: Context) -> list[tuple[int, int]]:
     """Enter/unshare pid and time namespaces for our future children; -> what to restore."""
     restore = []
+    if "time" in ctx.new_ns or "time" in ctx.join_ns or "time" in ctx.ns_fds:
+        warm.wait()  # setns into a time namespace needs a single-threaded process
     for t in ("pid", "time"):
         flag = NS_FLAGS[t]
         path = ctx.join_ns.get(t)
@@ -35,11 +37,11 @@ def _enter_for_children(ctx: Context) -> list[tuple[int, int]]:
         own = os.open(f"/proc/self/ns/{t}", os.O_RDONLY | os.O_CLOEXEC)
         restore.append((own, flag))
         if fd_ns is not None:
-            L.setns(fd_ns, flag, f"{t} namespace of the container")
+            _setns(fd_ns, flag, f"{t} namespace of the container")
         elif path is not None:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             try:
-                L.setns(fd, flag, f"{t} namespace {path}")
+                _setns(fd, flag, f"{t} namespace {path}")
             finally:
                 os.close(fd)
         else:
@@ -49,9 +51,23 @@ def _enter_for_children(ctx: Context) -> list[tuple[int, int]]:
     return restore
 
 
+def _setns(fd: int, flag: int, what: str) -> None:
+    """setns; a time namespace wants a single-threaded caller: give the warm-up thread time to end."""
+    for _ in range(200):
+        try:
+            return L.setns(fd, flag, what)
+        except OSError as e:
+            if e.errno != 87:  # EUSERS: another thread still exists
+                raise
+            import time
+
+            time.sleep(0.001)
+    L.setns(fd, flag, what)
+
+
 def _restore(restore: list[tuple[int, int]]) -> None:
     for fd, flag in restore:
-        L.setns(fd, flag, "the runtime's own namespace")
+        _setns(fd, flag, "the runtime's own namespace")
         os.close(fd)
 
 

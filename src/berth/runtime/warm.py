@@ -15,10 +15,10 @@ only once the writer has its grace period.
 import _thread
 import os
 
-_started = False
+_done = None  # a lock held while the thread runs
 
 
-def _warm() -> None:
+def _warm(lock) -> None:
     try:
         with open("/proc/self/cgroup", "rb") as f:
             lines = f.read().decode().splitlines()
@@ -38,13 +38,30 @@ def _warm() -> None:
                 os.close(fd)
     except Exception:
         pass
+    finally:
+        lock.release()
 
 
 def start() -> None:
-    global _started
-    if not _started:
-        _started = True
+    global _done
+    if _done is None:
+        _done = _thread.allocate_lock()
+        _done.acquire()
         try:
-            _thread.start_new_thread(_warm, ())
+            _thread.start_new_thread(_warm, (_done,))
         except RuntimeError:
-            pass
+            _done.release()
+
+
+def wait() -> None:
+    """Before calls that need a single-threaded process (setns into a time or user namespace)."""
+    if _done is not None:
+        _done.acquire()
+        _done.release()
+        # The thread releases the lock just before it exits: let it finish.
+        import time
+
+        for _ in range(100):
+            if _thread._count() == 0:
+                break
+            time.sleep(0.0005)
