@@ -489,6 +489,7 @@ class Engine:
             await self.to_thread(self.store.unmount_container_fs, c.id)
         except Exception as e:
             log.warning("unmount %s: %s", c.id, e)
+        await self.to_thread(_destroy_cgroup, c.id)
         c.state.update({"Status": "exited", "Running": False, "Paused": False, "Restarting": False,
                         "Pid": 0, "ExitCode": code, "OOMKilled": oom,
                         "FinishedAt": msg.get("finishedAt") or now_rfc3339(), "Error": msg.get("error", "")})
@@ -879,6 +880,19 @@ class Engine:
         self.zygote.close()
         self.events.close()
         self.audit.close()
+
+
+def _destroy_cgroup(cid: str) -> None:
+    """`runtime delete` removes the cgroup, but a rmdir can lose the race with the last exiting
+    task: make sure nothing is left behind."""
+    try:
+        from berth import cgroups
+
+        m = cgroups.new_manager(f"/berth/{cid}", cid)
+        if m.exists() and not m.pids():
+            m.destroy()
+    except Exception as e:
+        log.debug("cgroup cleanup of %s: %s", cid, e)
 
 
 def _is_berth_runtime(path: str) -> bool:
