@@ -178,7 +178,7 @@ def cmd_events(g, f, pos, log) -> int:
         raise InvalidArgument("events: --interval must be positive")
     st, stat = C.load_with_status(root, cid)
     if stat == "stopped":
-        raise InvalidArgument(f"container {cid} is not running")
+        raise InvalidArgument(f"container not running: {cid}")
     mgr = cgroup.need(st, "events")
     if f.get("stats"):
         _print_json({"type": "stats", "id": cid, "data": mgr.stats()}, None)
@@ -227,7 +227,7 @@ def cmd_update(g, f, pos, log) -> int:
     cid = _id(pos, "update")
     st, stat = C.load_with_status(root, cid)
     if stat == "stopped":
-        raise InvalidArgument(f"container {cid} is not running")
+        raise InvalidArgument(f"container not running: {cid}")
     if f.get("resources"):
         src = f["resources"]
         if src == "-":

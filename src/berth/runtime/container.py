@@ -246,7 +246,9 @@ def start(cid: str, o: Options) -> dict:
     st = state.load(o.root, cid)
     stat = state.status(o.root, st)
     if stat != "created":
-        raise Conflict(f"cannot start a container in status {stat} (only a created one)")
+        raise Conflict({"stopped": "cannot start a container that has stopped",
+                        "running": "cannot start an already running container",
+                        "paused": "cannot start a paused container"}.get(stat, f"cannot start a container in status {stat}"))
     fifo = os.path.join(o.root, cid, "exec.fifo")
     fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
@@ -364,7 +366,7 @@ def _pidns_members(st: dict) -> list[int]:
 def kill(cid: str, o: Options, sig: int, all_: bool = False) -> None:
     st, stat = load_with_status(o.root, cid)
     if stat in ("stopped", "creating"):
-        raise Conflict(f"container {cid} is not running")
+        raise Conflict(f"container not running: {cid}")
     if all_:
         mgr = cgroup.for_state(st)
         if mgr is not None:
@@ -379,7 +381,7 @@ def kill(cid: str, o: Options, sig: int, all_: bool = False) -> None:
     pidfd = os.pidfd_open(st["pid"])
     try:
         if not procfs.alive(st["pid"], st.get("start_time")):
-            raise Conflict(f"container {cid} is not running")
+            raise Conflict(f"container not running: {cid}")
         signal.pidfd_send_signal(pidfd, sig)
     finally:
         os.close(pidfd)
@@ -438,14 +440,14 @@ def _destroy(root: str, cid: str, st: dict, force: bool) -> None:
 def pause(cid: str, o: Options) -> None:
     st, stat = load_with_status(o.root, cid)
     if stat != "running":
-        raise Conflict(f"cannot pause container {cid} in status {stat}")
+        raise Conflict(f"container not running: {cid} is {stat}, cannot pause it")
     cgroup.need(st, "pause").freeze()
 
 
 def resume(cid: str, o: Options) -> None:
     st, stat = load_with_status(o.root, cid)
     if stat != "paused":
-        raise Conflict(f"cannot resume container {cid} in status {stat}")
+        raise Conflict(f"container not paused: {cid} is {stat}, cannot resume it")
     cgroup.need(st, "resume").thaw()
 
 
@@ -479,7 +481,7 @@ def exec_(cid: str, o: Options, proc: dict, ignore_paused: bool = False) -> int:
             if theirs != mine:
                 fds[t] = os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
         if not procfs.alive(pid, st.get("start_time")):
-            raise Conflict(f"container {cid} is not running")
+            raise Conflict(f"container not running: {cid}")
         ctx = Context(cid=cid, config=cfg, process=proc, bundle=st.get("bundle", ""), rootfs=st.get("rootfs", ""),
                       terminal=terminal, ns_fds=fds, bpf=bpf, seccomp_flags=sflags, is_exec=True,
                       preserve_fds=o.preserve_fds)
