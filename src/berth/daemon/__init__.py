@@ -1,0 +1,33 @@
+"""berthd: berth's engine daemon, serving the Docker Engine API (v1.41) on a unix socket.
+
+Layout
+  main.py        flags (-H, --root, --exec-root, --group, --storage-driver, --runtime), socket, lock
+  http.py        asyncio + h11 server: keep-alive, chunked bodies, hijack (101 UPGRADED), half-close,
+                 the one place where berth.errors become HTTP statuses ({"message": ...})
+  routers/       route tables per area: system, containers, execs, images, volumes, archive, networks
+  engine.py      container lifecycle; the only code that changes container state; restore on start
+  container.py   the container record (container.json, tmp+fsync+rename) and its inspect/ps shapes
+  spec.py        Docker config -> OCI config.json with Docker's defaults (caps, seccomp, masked paths)
+  monitorctl.py  starting monitors (through the warm zygote) and talking to their sockets
+  execs.py, health.py, logs.py, inspectors.py (top, stats), events.py, audit.py, storage.py
+
+Processes: berthd never forks containers. Per container start it asks the monitor zygote
+(berth.monitor.zygote, a warm single-threaded interpreter) to fork a monitor; the monitor detaches
+(setsid), becomes the child subreaper, runs berth-runtime create/start (in-process when the runtime is
+berth's own: a fork of the already-imported CLI instead of a fresh interpreter), holds the stdio,
+writes the json-file log and reports the exit. Monitors outlive berthd; on start berthd reconnects.
+
+State: <root>/containers/<id>/ (container.json, <id>-json.log[.N], hostname, hosts, resolv.conf,
+monitor.log), <root>/events.jsonl (event history), <root>/audit.jsonl (audit log);
+<exec-root>/containers/<id>/ (config.json bundle, monitor.sock, exit.json), <exec-root>/runtime.
+
+Audit log: every request that is not GET/HEAD is appended to <root>/audit.jsonl and fsynced
+before the response is complete. Query it with
+
+  GET /berth/audit?since=<unix seconds>&until=<unix seconds>&uid=<n>&object=<prefix>&limit=<n>
+
+which returns a JSON array, oldest first, of
+  {"time": RFC3339, "timeUnix": float, "uid", "gid", "pid": the caller (SO_PEERCRED), "method", "path"
+   (without /vN.NN), "query" (without filters), "object" (container/image/volume named by the request,
+   or null), "status": HTTP status, "error": message or null}
+"""
