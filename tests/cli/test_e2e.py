@@ -586,3 +586,44 @@ def test_streams_through_stdin_and_stdout(b, running, unique_name, tmp_path):
         assert r.returncode == 0 and ref in r.out, r.err
     finally:
         b("rmi", "-f", ref)
+
+
+def test_live_events_and_logs_follow(b, unique_name):
+    # --since replays what happened before the subscription reached the daemon, then it streams
+    ev = subprocess.Popen([BERTH, "events", "--since", str(int(time.time()) - 1), "--filter", "type=container",
+                           "--filter", f"container={unique_name}", "--format", "{{.Action}} {{.Actor.Attributes.name}}"],
+                          env=b.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        b.ok("run", "-d", "--name", unique_name, "busybox", "sh", "-c",
+             "for i in 1 2 3; do echo tick $i; sleep 0.2; done")
+        follow = b("logs", "-f", unique_name, timeout=30)  # returns when the container stops
+        assert follow.out == "tick 1\ntick 2\ntick 3\n"
+        b.ok("rm", unique_name)
+        seen = []
+        while "destroy" not in " ".join(seen):
+            line = ev.stdout.readline().decode()
+            assert line, ev.stderr.read()
+            seen.append(line.strip())
+        actions = [s.split()[0] for s in seen]
+        for a in ("create", "start", "die", "destroy"):
+            assert a in actions, seen
+        assert all(s.endswith(f" {unique_name}") for s in seen)
+    finally:
+        ev.kill()
+        ev.wait()
+        b("rm", "-f", unique_name)
+
+
+def test_berth_daemon_starts_berthd(tmp_path):
+    sock = tmp_path / "d.sock"
+    env = {**os.environ, "BERTH_HOST": f"unix://{sock}"}
+    d = subprocess.Popen([BERTH, "daemon", "-H", f"unix://{sock}", "--root", str(tmp_path / "root"),
+                          "--exec-root", str(tmp_path / "exec")], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        out = wait_for(lambda: subprocess.run([BERTH, "info", "-f", "{{.DockerRootDir}}"], env=env,
+                                              capture_output=True).stdout, what="berth daemon to answer")
+        assert out.decode().strip() == str(tmp_path / "root")
+    finally:
+        d.send_signal(signal.SIGTERM)
+        assert d.wait(20) == 0, d.stderr.read()
