@@ -174,6 +174,17 @@ def register(r: Router, eng: Engine) -> None:
 
         async def run(reader, writer, pending: bytes):
             try:
+                if req.qbool("logs"):
+                    # The log so far first (docker-py attach(logs=True)), then live output if stream=1.
+                    async for chunk in read_logs(c.log_path, tty=tty, stdout=want_out, stderr=want_err,
+                                                 follow=False, tail=None, since=0, until=0, timestamps=False,
+                                                 running=lambda: False):
+                        writer.write(chunk)
+                        await writer.drain()
+                    if not req.qbool("stream") or (started is not None and not want_in):
+                        if started is not None:
+                            started.cancel()
+                        return
                 if started is not None:  # noqa: SIM102
                     # A half-close is not a goodbye (the CLI half-closes at once without stdin):
                     # just wait for the start.
