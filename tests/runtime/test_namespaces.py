@@ -86,3 +86,26 @@ def test_host_network_without_netns(rt, bundle, cid):
 def test_ipc_isolation(rt, bundle, cid):
     out = run(rt, bundle.sh("cat /proc/sysvipc/shm | wc -l"), cid).stdout
     assert out.strip() == "1"  # only the header: no host segments visible
+
+
+def test_join_user_namespace_by_path(rt, bundle, cid, tmp_path, rootfs_copy):
+    maps = [{"containerID": 0, "hostID": 0, "size": 1}, {"containerID": 1, "hostID": 100001, "size": 65535}]
+    bundle.linux["namespaces"].append({"type": "user"})
+    bundle.linux["uidMappings"] = maps
+    bundle.linux["gidMappings"] = maps
+    bundle.args("sleep", "60")
+    rt("run", "-d", "--bundle", bundle.write(), cid)
+    pid = rt.state(cid)["pid"]
+    from .rt_helpers import Bundle
+
+    other = tmp_path / "b2"
+    other.mkdir()
+    b2 = Bundle(other, rootfs_copy)
+    b2.linux["namespaces"] += [{"type": "user", "path": f"/proc/{pid}/ns/user"}]
+    b2.linux["namespaces"] = [n for n in b2.linux["namespaces"] if n["type"] != "network"] + [
+        {"type": "network", "path": f"/proc/{pid}/ns/net"}]
+    out = in_container(b2, rt, cid + "-2", "readlink /proc/self/ns/user; readlink /proc/self/ns/net; "
+                       "cat /proc/self/uid_map").stdout.split("\n")
+    assert out[0] == os.readlink(f"/proc/{pid}/ns/user")
+    assert out[1] == os.readlink(f"/proc/{pid}/ns/net")
+    assert out[3].split() == ["1", "100001", "65535"]
