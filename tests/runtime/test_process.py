@@ -187,3 +187,8 @@ def test_kill_created_container(rt, bundle, cid):
 
     assert gone(pid)
     assert rt.state(cid)["status"] == "stopped"
+
+
+def test_personality_linux32(rt, bundle, cid):
+    bundle.linux["personality"] = {"domain": "LINUX32"}
+    assert in_container(bundle, rt, cid, "uname -m").stdout.strip() in ("i686", "i386", "armv7l", "armv8l")

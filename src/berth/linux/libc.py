@@ -224,3 +224,12 @@ def join_session_keyring(name: str) -> None:
     """A fresh session keyring, so the container does not share the caller's keys."""
     if _syscall(SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, _b(name)) < 0:
         raise _fail("keyctl join session keyring")
+
+
+PER_LINUX = 0x0000
+PER_LINUX32 = 0x0008
+
+
+def personality(persona: int) -> None:
+    if _libc.personality(ctypes.c_ulong(persona)) == -1:
+        raise _fail(f"personality {persona:#x}")

@@ -129,6 +129,12 @@ def _init_setup(ctx: Context, chan: Channel, state: dict) -> None:
         from berth.runtime.rootfs import write_sysctl
 
         write_sysctl(linux["sysctl"])
+    pers = linux.get("personality")
+    if pers:
+        dom = pers.get("domain", "LINUX")
+        if dom not in ("LINUX", "LINUX32"):
+            raise OSError(22, f"linux.personality.domain: unknown domain {dom!r} (LINUX or LINUX32)")
+        L.personality(L.PER_LINUX32 if dom == "LINUX32" else L.PER_LINUX)
     path, env, tramp = _prepare_process(ctx, p)
     chan.send("ready")
     chan.close()
