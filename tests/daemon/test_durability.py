@@ -36,6 +36,9 @@ def test_containers_survive_kill9_of_berthd(fresh_berthd, cname):
              "trap 'echo bye; exit 7' TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done")
     short = cname + "-s"
     d.docker("run", "-d", "--name", short, "busybox", "sh", "-c", "sleep 1; exit 9")
+    gone = cname + "-rm"
+    d.docker("run", "-d", "--rm", "--name", gone, "busybox", "sh", "-c", "sleep 1")
+    gone_id = d.inspect(gone)["Id"]
     info = d.inspect(cname)
     pid, log = info["State"]["Pid"], info["LogPath"]
     wait_for(lambda: len(_log_lines(log)) >= 3, "some output")
@@ -55,6 +58,11 @@ def test_containers_survive_kill9_of_berthd(fresh_berthd, cname):
     assert st["Running"] and st["Pid"] == pid
     assert d.inspect(short)["State"]["ExitCode"] == 9 and d.inspect(short)["State"]["Status"] == "exited"
     assert "tick" in d.out("logs", "--tail", "1", cname)
+    # --rm container that exited while berthd was down: removed on restore, filesystem and all
+    wait_for(lambda: d.docker("inspect", gone, check=False).returncode == 1, "auto-removal after restart")
+    assert not os.path.exists(os.path.join(d.root, "containers", gone_id))
+    with open("/proc/self/mountinfo") as f:
+        assert gone_id not in f.read()
     d.docker("stop", "-t", "5", cname)
     st = d.inspect(cname)["State"]
     assert (st["Status"], st["ExitCode"]) == ("exited", 7)
