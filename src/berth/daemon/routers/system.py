@@ -157,9 +157,14 @@ def register(r: Router, eng: Engine) -> None:
         except Exception:
             usage = {}
         try:
+            by_id = {i.get("Id"): i for i in usage.get("Images", [])}
             for img in await eng.to_thread(eng.store.list_images):
                 s = image_summary(img)
                 s["Containers"] = sum(1 for c in eng.containers.values() if c.image_id == img.id)
+                u = by_id.get(img.id)
+                if u:
+                    s["SharedSize"] = u.get("SharedSize", -1)
+                    s["Size"] = u.get("Size", s["Size"])
                 images.append(s)
         except Exception:
             pass
