@@ -88,7 +88,7 @@ def test_monitor_gone_reported_as_dead_exit(fresh_berthd, cname):
 @pytest.mark.slow
 def test_50_concurrent_run_rm(berthd):
     def one(i: int) -> tuple[int, bytes]:
-        r = subprocess.run(["docker", "-H", berthd.host, "run", "--rm", "busybox", "echo", f"n{i}"],
+        r = subprocess.run([*berthd.docker_cmd.split(), "run", "--rm", "busybox", "echo", f"n{i}"],
                            capture_output=True, timeout=240)
         return r.returncode, r.stdout + r.stderr
 
