@@ -111,6 +111,7 @@ class Container:
     exec_ids: set[str] = field(default_factory=set)
     removing: bool = False
     removed: bool = False
+    backoff: int = 0  # consecutive quick restarts (restart policy back-off)
 
     @property
     def log_path(self) -> str:

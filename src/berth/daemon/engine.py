@@ -550,7 +550,11 @@ class Engine:
 
     async def _restart_later(self, c: Container) -> None:
         # Docker's back-off: 100 ms doubling, reset after 10 s of running.
-        delay = min(0.1 * (2 ** min(c.restart_count, 10)), 60.0)
+        from berth.daemon.container import parse_rfc3339
+
+        ran = parse_rfc3339(c.state.get("FinishedAt", "")) - parse_rfc3339(c.state.get("StartedAt", ""))
+        c.backoff = 0 if ran >= 10 else c.backoff + 1
+        delay = min(0.1 * (2 ** min(c.backoff - 1 if c.backoff else 0, 10)), 60.0)
         await asyncio.sleep(delay)
         async with c.lock:
             if c.removed or c.removing or c.manual_stop or c.running:
