@@ -37,6 +37,7 @@ class Daemon:
     sock: str
     proc: subprocess.Popen | None = None
     log: str = ""
+    extra_args: tuple[str, ...] = ()
 
     @property
     def host(self) -> str:
@@ -50,7 +51,8 @@ class Daemon:
         logf = open(self.log, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "berth.daemon.main", "-H", self.host, "--root", self.root,
-             "--exec-root", self.exec_root, "--runtime", runtime_path(), "--log-level", "debug"],
+             "--exec-root", self.exec_root, "--runtime", runtime_path(), "--log-level", "debug",
+             *self.extra_args],
             stdout=logf, stderr=logf, env={**os.environ, "PYTHONPATH": os.path.join(REPO, "src")})
         logf.close()
         deadline = time.monotonic() + 30

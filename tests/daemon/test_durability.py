@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -127,3 +128,21 @@ def test_monitor_memory_per_idle_container(berthd, cname, record_property):
         assert rss < 16 * 1024  # a stdlib-only interpreter; the figure is reported, the bound catches leaks
     finally:
         berthd.docker("rm", "-f", *names, check=False)
+
+
+def test_socket_group_and_single_instance(fresh_berthd):
+    import grp
+    import stat
+
+    d = fresh_berthd
+    d.stop()
+    d.extra_args = ("--group", "nogroup")
+    d.start()
+    st = os.stat(d.sock)
+    assert stat.S_IMODE(st.st_mode) == 0o660 and st.st_gid == grp.getgrnam("nogroup").gr_gid
+    # A second berthd on the same exec-root refuses to start.
+    src = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "src")
+    r = subprocess.run([sys.executable, "-m", "berth.daemon.main", "-H", f"unix://{d.base}/other.sock",
+                        "--root", d.root, "--exec-root", d.exec_root], capture_output=True, timeout=30,
+                       env={**os.environ, "PYTHONPATH": src})
+    assert r.returncode != 0 and b"another berthd" in r.stderr
