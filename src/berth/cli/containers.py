@@ -689,10 +689,12 @@ def cmd_stats(client: Client, o: argparse.Namespace) -> int:
                 failed.append(k)
                 continue
             rows.append(StatsRow(k, s, not o.no_trunc))
+        if failed:  # like docker: the errors alone, no table
+            for k in failed:
+                _err(f"Error response from daemon: No such container: {k}")
+            return 1
         draw(rows, False)
-        for k in failed:
-            _err(f"Error response from daemon: No such container: {k}")
-        return 1 if failed else 0
+        return 0
     if len(o.containers) == 1:
         from berth.client.stream import json_messages
 

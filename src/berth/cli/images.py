@@ -63,12 +63,12 @@ class ImageRow:
     @property
     def SharedSize(self) -> str:
         s = self._i.get("SharedSize", -1)
-        return "N/A" if s is None or s < 0 else fmt.human_size(s)
+        return "N/A" if s is None or s < 0 else fmt.human_size(s, 4)
 
     @property
     def UniqueSize(self) -> str:
         s = self._i.get("SharedSize", -1)
-        return "N/A" if s is None or s < 0 else fmt.human_size((self._i.get("Size", 0) or 0) - s)
+        return "N/A" if s is None or s < 0 else fmt.human_size((self._i.get("Size", 0) or 0) - s, 4)
 
     @property
     def Containers(self) -> str:
