@@ -248,7 +248,10 @@ def add_rename(p: argparse.ArgumentParser) -> None:
 def cmd_rename(client: Client, o: argparse.Namespace) -> int:
     if not o.new_name.strip():
         raise CLIError("Error: Neither old nor new names may be empty", 1)
-    client.request("POST", f"/containers/{o.container}/rename", {"name": o.new_name}).read()
+    try:
+        client.request("POST", f"/containers/{o.container}/rename", {"name": o.new_name}).read()
+    except APIError as e:
+        raise CLIError(f"{e}\nError: failed to rename container named {o.container}", 1)
     return 0
 
 
@@ -486,10 +489,8 @@ def cmd_commit(client: Client, o: argparse.Namespace) -> int:
     repo = tag = ""
     if o.repository:
         repo, tag = split_ref(o.repository)
-    params = {"author": o.author, "changes": o.change or "", "comment": o.message, "container": o.container,
+    params = {"author": o.author, "changes": o.change or None, "comment": o.message, "container": o.container,
               "pause": None if o.pause == "true" else "0", "repo": repo, "tag": tag}
-    if not o.change:
-        params["changes"] = ""
     res = client.post_json("/commit", params=params) or {}
     print(res.get("Id", ""))
     return 0
