@@ -85,6 +85,14 @@ def test_join_missing_namespace_path(rt, bundle, cid):
     assert_clean(rt, cid, bundle)
 
 
+@pytest.mark.skipif(not IS_BERTH, reason="runc supports systemd cgroup paths")
+def test_systemd_cgroups_path_fails_cleanly(rt, bundle, cid):
+    bundle.config["linux"]["cgroupsPath"] = "system.slice:berth:" + cid
+    p = attempt(rt, bundle, cid)
+    assert p.returncode != 0 and ("system.slice" in p.stderr or "systemd" in p.stderr)
+    assert_clean(rt, cid, bundle)
+
+
 def test_missing_config(rt, bundle, cid):
     p = rt("run", "--bundle", str(bundle.path), cid, check=False)
     assert p.returncode != 0 and "config.json" in p.stderr
