@@ -375,6 +375,9 @@ def test_diff_commit_export_history(b, running, unique_name, tmp_path):
         assert b.ok("image", "inspect", "-f", "{{.Comment}} {{.Author}}", ref) == "msg me\n"
         assert "X=1" in b.ok("image", "inspect", "-f", "{{join .Config.Env \",\"}}", ref)
         assert b.ok("run", "--rm", ref, "cat", "/newfile") == "new\n"
+        bare = b.ok("commit", running).strip()  # no repository, no changes: an untagged image
+        assert bare.startswith("sha256:") and bare != img
+        b.ok("rmi", bare)
         hist = b.ok("history", ref).splitlines()
         assert hist[0].split()[:2] == ["IMAGE", "CREATED"] and len(hist) >= 3
         out = tmp_path / "fs.tar"
