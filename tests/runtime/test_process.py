@@ -192,3 +192,26 @@ def test_kill_created_container(rt, bundle, cid):
 def test_personality_linux32(rt, bundle, cid):
     bundle.linux["personality"] = {"domain": "LINUX32"}
     assert in_container(bundle, rt, cid, "uname -m").stdout.strip() in ("i686", "i386", "armv7l", "armv8l")
+
+
+@pytest.mark.parametrize("fd", range(3, 9))
+def test_leaked_fd_cwd_cannot_reach_host(rt, bundle, cid, fd):
+    """CVE-2024-21626: process.cwd = /proc/self/fd/N must never land on a host directory."""
+    bundle.process["cwd"] = f"/proc/self/fd/{fd}"
+    p = in_container(bundle, rt, cid, "pwd; ls -a ../../..", check=False)
+    if p.returncode == 0:
+        assert "work" not in p.stdout.split() and "etc" in p.stdout.split()
+    assert rt.ids() == []
+
+
+def test_cwd_through_host_directory_fd_is_refused(rt, bundle, cid, tmp_path):
+    """Even a host directory fd the caller hands over (--preserve-fds) cannot become the cwd."""
+    hostdir = tmp_path / "hostdir"
+    hostdir.mkdir()
+    (hostdir / "host-secret").write_text("x")
+    bundle.process["cwd"] = "/proc/self/fd/3"
+    bundle.sh("ls")
+    p = rt("run", "--preserve-fds", "1", "--bundle", bundle.write(), cid, fd3=str(hostdir), check=False)
+    assert "host-secret" not in p.stdout
+    assert p.returncode != 0
+    assert rt.ids() == []
