@@ -79,6 +79,15 @@ def test_template_errors(bad):
         Template(bad).render(INSPECT)
 
 
+def test_json_key_order_like_go():
+    # structs (capitalised fields) keep the daemon's order; maps get sorted
+    got = Template("{{json .}}").render({"Name": "x", "Id": "y", "Labels": {"z": "1", "a": "2"}, "Ports": {"80/tcp": None, "443/tcp": None}})
+    assert got == '{"Name":"x","Id":"y","Labels":{"a":"2","z":"1"},"Ports":{"443/tcp":null,"80/tcp":null}}'
+    ev = {"status": "die", "id": "i", "Type": "container", "Actor": {"ID": "i", "Attributes": {"name": "n", "exitCode": "2"}}, "timeNano": 1}
+    assert Template("{{json .}}").render(ev) == ('{"status":"die","id":"i","Type":"container","Actor":{"ID":"i",'
+                                                  '"Attributes":{"exitCode":"2","name":"n"}},"timeNano":1}')
+
+
 def test_json_escapes_like_go():
     assert Template("{{json .}}").render({"a": "<b>&"}) == '{"a":"\\u003cb\\u003e\\u0026"}'
 

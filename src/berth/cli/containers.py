@@ -134,7 +134,7 @@ class ContainerRow:
     def __template_json__(self) -> dict:
         d = {f: getattr(self, f) for f in self.FIELDS}
         d["Platform"] = None  # docker 28's key (the daemon reports no per-container platform)
-        return d
+        return dict(sorted(d.items()))  # docker builds this as a map: sorted keys
 
 
 def format_ports(ports: list[dict]) -> str:

@@ -163,12 +163,12 @@ def cmd_version(client: Client, o: argparse.Namespace) -> int:
 
 
 def _rfc3339nano(time_nano: int) -> str:
+    """RFC 3339 with all nine fraction digits (docker's RFC3339NanoFixed)."""
     secs, nanos = divmod(int(time_nano), 1_000_000_000)
     t = time.localtime(secs)
-    frac = f"{nanos:09d}".rstrip("0")
     off = time.strftime("%z", t)
     tz = "Z" if off == "+0000" else f"{off[:3]}:{off[3:]}"
-    return time.strftime("%Y-%m-%dT%H:%M:%S", t) + (f".{frac}" if frac else "") + tz
+    return time.strftime("%Y-%m-%dT%H:%M:%S", t) + f".{nanos:09d}" + tz  # fixed width, as docker prints
 
 
 def format_event(ev: dict) -> str:
@@ -203,6 +203,8 @@ def cmd_events(client: Client, o: argparse.Namespace) -> int:
     for ev in json_messages(r.iter_raw()):
         if not isinstance(ev, dict):
             continue
+        # the Go struct omits these when empty (omitempty); so does `{{json .}}` in docker
+        ev = {k: v for k, v in ev.items() if not (k in ("status", "id", "from") and v == "")}
         line = t.render(ev) if t else format_event(ev)
         sys.stdout.write(line + "\n")
         sys.stdout.flush()

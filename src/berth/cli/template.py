@@ -269,13 +269,32 @@ def _truth(v: Any) -> bool:
 
 
 def go_json(v: Any) -> str:
-    """encoding/json's Marshal: compact, sorted map keys, <>& escaped."""
+    """encoding/json's Marshal: compact, <>& escaped. Keys keep the daemon's order, which is Go's
+    (struct fields in declaration order, map keys sorted), so the output matches docker's."""
     if hasattr(v, "__template_json__"):
         v = v.__template_json__()
     if v is NO_VALUE:
         v = None
-    s = json.dumps(v, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+    s = json.dumps(_go_order(v), separators=(",", ":"), ensure_ascii=False, default=_json_default)
     return s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+_LOWERCASE_STRUCTS = {"timeNano", "status", "read", "cpu_stats", "time"}
+
+
+def _go_order(v: Any) -> Any:
+    """Go marshals maps with sorted keys and structs in field order. The API's structs have
+    capitalised field names (plus a few lowercase ones we know); a dict with no capitalised key is
+    a map (labels, attributes, ports, volumes...) and gets sorted, the rest keeps the daemon's order."""
+    if isinstance(v, dict):
+        items = [(k, _go_order(x)) for k, x in v.items()]
+        keys = v.keys()
+        if items and not any(str(k)[:1].isupper() for k in keys) and not (_LOWERCASE_STRUCTS & keys):
+            items.sort(key=lambda kv: str(kv[0]))
+        return dict(items)
+    if isinstance(v, list):
+        return [_go_order(x) for x in v]
+    return v
 
 
 def _json_default(o: Any):
