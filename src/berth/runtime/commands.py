@@ -184,6 +184,9 @@ def cmd_events(g, f, pos, log) -> int:
         _print_json({"type": "stats", "id": cid, "data": mgr.stats()}, None)
         return 0
     ooms = mgr.oom_kill_count()
+    import gc
+
+    gc.enable()  # a long-running loop
     while True:
         n = mgr.oom_kill_count()
         if n > ooms:

@@ -298,6 +298,9 @@ _FORWARD = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal
 
 def wait_child(pid: int, master: int | None) -> int:
     """Forward signals to pid, proxy its terminal if we hold the master, return its exit code."""
+    import gc
+
+    gc.enable()  # disabled for a fast start; this may run for days
     def fwd(sig, _frame):
         try:
             os.kill(pid, sig)
