@@ -100,6 +100,18 @@ class Engine:
         out, _ = await proc.communicate(input)
         return proc.returncode or 0, out.decode("utf-8", "replace").strip()
 
+    async def runtime_for(self, c: Container, *args: str) -> tuple[int, str]:
+        """A runtime command about a running container, run by its monitor when it is reachable
+        (in-process there: no interpreter start), else as a process of our own."""
+        if c.running and self.runtime_inproc:
+            try:
+                res = await monitorctl.call(c.sock, {"op": "runtime", "args": list(args)})
+                if "rc" in res:
+                    return int(res["rc"]), str(res.get("out", ""))
+            except (errors.BerthError, OSError, ValueError):
+                pass
+        return await self.runtime(*args)
+
     # -- create --------------------------------------------------------------------------------
     async def create(self, body: Any, name: str | None) -> tuple[Container, list[str]]:
         if not isinstance(body, dict):
@@ -575,7 +587,7 @@ class Engine:
     async def kill(self, c: Container, sig: int, *, manual: bool = True) -> None:
         if not c.running:
             raise errors.Conflict(f"Cannot kill container: {c.id}: Container {c.id} is not running")
-        rc, out = await self.runtime("kill", c.id, str(sig))
+        rc, out = await self.runtime_for(c, "kill", c.id, str(sig))
         if rc != 0 and c.running and "not running" not in out and "stopped" not in out:
             # The runtime may race the exit; fall back to the pid we know.
             pid = c.state.get("Pid")
@@ -633,7 +645,7 @@ class Engine:
             raise errors.Conflict(f"Container {c.id} is not running")
         if c.state.get("Paused"):
             raise errors.Conflict(f"Container {c.id} is already paused")
-        rc, out = await self.runtime("pause", c.id)
+        rc, out = await self.runtime_for(c, "pause", c.id)
         if rc != 0:
             raise errors.SystemError_(f"Cannot pause container {c.id}: {out}")
         c.state.update({"Paused": True, "Status": "paused"})
@@ -643,7 +655,7 @@ class Engine:
     async def unpause(self, c: Container) -> None:
         if not c.state.get("Paused"):
             raise errors.Conflict(f"Container {c.id} is not paused")
-        rc, out = await self.runtime("resume", c.id)
+        rc, out = await self.runtime_for(c, "resume", c.id)
         if rc != 0:
             raise errors.SystemError_(f"Cannot unpause container {c.id}: {out}")
         c.state.update({"Paused": False, "Status": "running"})
@@ -773,7 +785,7 @@ class Engine:
                 oci["pids"] = {"limit": -1}
             path = os.path.join(c.rundir, "update.json")
             monitorctl.write_json_atomic(path, oci)
-            rc, out = await self.runtime("update", "-r", path, c.id)
+            rc, out = await self.runtime_for(c, "update", "-r", path, c.id)
             if rc != 0:
                 raise errors.SystemError_(f"Cannot update container {c.id}: {out}")
         c.host_config = hc

@@ -682,6 +682,16 @@ class Monitor:
             self.send(cl, control({"ok": bool(ok)}))
             cl.closing = True
             self.flush(cl)
+        elif op == "runtime":
+            # kill / pause / resume / update through this (warm) process: no interpreter start.
+            args = [str(a) for a in req.get("args") or []]
+            if not args or args[0] not in ("kill", "pause", "resume", "update"):
+                self.send(cl, control({"error": "runtime command not allowed: %r" % args[:1]}))  # noqa: UP031
+            else:
+                rc, out = self.run_sync(self.runtime(*args))
+                self.send(cl, control({"rc": rc, "out": out}))
+            cl.closing = True
+            self.flush(cl)
         elif op == "ping":
             self.send(cl, control({"ok": True, "pid": self.init_pid, "finished": self.finished}))
             cl.closing = True
