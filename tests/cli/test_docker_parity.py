@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 
 import pytest
 from tests.cli.conftest import BERTH
@@ -56,6 +57,8 @@ def test_listing_and_inspect_match(both, ctr):
         ("logs", ctr),
         ("exec", ctr, "echo", "hi"),
         ("exec", ctr, "sh", "-c", "echo to-err >&2; exit 3"),
+        ("events", "--since", str(int(time.time()) - 60), "--until", str(int(time.time()))),
+        ("events", "--since", str(int(time.time()) - 60), "--until", str(int(time.time())), "--format", "json"),
     ]
     for args in cases:
         mine, theirs = both(*args)
