@@ -14,6 +14,11 @@ half-close is stdin EOF.
   resize h w       -> TIOCSWINSZ on the pty; control {"ok": true}
   exec             -> runs `runtime exec` (process file, tty, stdin); frames; control {"exit": code}
   exec_resize      -> resize an exec's pty
+  runtime args     -> `runtime kill|pause|resume|update ...`; control {"rc": n, "out": "..."}
+  ping             -> control {"ok": true, "pid": init pid, "finished": bool}
+
+With "runtime_inproc" (berth's own runtime) the runtime's CLI runs in a fork of this process
+(modules preloaded by the zygote) instead of a fresh interpreter.
 """
 
 import errno
