@@ -123,3 +123,25 @@ def test_systemd_cgroup_is_a_clear_error(rt, bundle, cid):
     p = rt("--systemd-cgroup", "run", "--bundle", bundle.write(), cid, check=False)
     assert p.returncode != 0 and "systemd" in p.stderr
     assert_clean(rt, cid, bundle)
+
+
+def test_sigterm_during_create_cleans_up(rt, bundle, cid, tmp_path):
+    """The runtime is told to stop while a (slow) createRuntime hook runs: nothing is left behind."""
+    import signal
+    import subprocess
+    import time
+
+    marker = tmp_path / "hook-started"
+    bundle.config["hooks"] = {"createRuntime": [
+        {"path": "/bin/sh", "args": ["sh", "-c", f"echo $$ > {marker}.pid; touch {marker}; exec sleep 30"]}]}
+    proc = subprocess.Popen([rt.exe, "--root", rt.root, "create", "--bundle", bundle.write(), cid],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 20
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) != 0
+    assert_clean(rt, cid, bundle)
+    from .rt_helpers import gone
+
+    assert gone(int((tmp_path / "hook-started.pid").read_text()), timeout=5)  # the hook was stopped too

@@ -161,6 +161,8 @@ def create(cid: str, o: Options, foreground_tty: bool = False) -> Created:
     fifo = os.path.join(cdir, "exec.fifo")
     pid = 0
     started = None
+    # A TERM/HUP/INT while creating must still clean up (state dir, cgroup, half-made init).
+    old_handlers = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
     try:
         os.mkfifo(fifo, 0o622)
         os.chmod(fifo, 0o622)
@@ -240,6 +242,13 @@ def create(cid: str, o: Options, foreground_tty: bool = False) -> Created:
         if isinstance(e, ChannelError):
             raise BerthError(str(e)) from None
         raise
+    finally:
+        for sig, h in old_handlers.items():
+            signal.signal(sig, h)
+
+
+def _interrupt(sig, _frame):
+    raise KeyboardInterrupt(f"signal {sig}")
 
 
 def start(cid: str, o: Options) -> dict:

@@ -52,8 +52,6 @@ def run_one(h: dict, name: str, state: bytes) -> None:
             wait = None if deadline is None else max(0, deadline - time.monotonic()) * 1000
             events = poll.poll(wait)
             if not events:
-                os.kill(pid, signal.SIGKILL)
-                os.waitpid(pid, 0)
                 raise HookError(f"{name} hook {path} timed out after {timeout}s")
             for fd, _ev in events:
                 if fd == rout:
@@ -65,6 +63,14 @@ def run_one(h: dict, name: str, state: bytes) -> None:
                 else:
                     exited = True
         _, status = os.waitpid(pid, 0)
+    except BaseException:
+        # Interrupted (or timed out above): never leave the hook running.
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except OSError:
+            pass
+        raise
     finally:
         os.close(pidfd)
         os.close(rout)
