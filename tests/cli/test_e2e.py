@@ -551,7 +551,7 @@ def test_healthcheck_and_restart_policy(b, unique_name):
         wait_for(lambda: b.ok("inspect", "-f", "{{.State.Health.Status}}", unique_name) == "healthy\n", what="healthy")
         assert b.ok("ps", "--filter", f"name={unique_name}", "--format", "{{.Status}}").endswith("(healthy)\n")
         assert b.ok("inspect", "-f", "{{json .Config.Healthcheck}}", unique_name) == \
-            '{"Interval":1000000000,"Test":["CMD-SHELL","true"]}\n'
+            '{"Test":["CMD-SHELL","true"],"Interval":1000000000}\n'  # Go struct order
     finally:
         b("rm", "-f", unique_name)
     b.ok("run", "-d", "--name", unique_name, "--no-healthcheck", "--restart", "on-failure:2", "busybox", "sh", "-c", "exit 1")
