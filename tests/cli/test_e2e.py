@@ -56,6 +56,16 @@ def test_bootstrap_made_busybox(b, busybox):
     assert b.ok("image", "inspect", "-f", "{{json .Config.Cmd}}", "busybox") == '["sh"]\n'
 
 
+def test_bootstrap_named_is_reproducible(b, unique_name):
+    img = b.ok("image", "bootstrap", f"{unique_name}:bb").strip()
+    try:
+        layers = "{{json .RootFS.Layers}}"
+        assert b.ok("image", "inspect", "-f", layers, img) == b.ok("image", "inspect", "-f", layers, "busybox")
+        assert b.ok("run", "--rm", f"{unique_name}:bb", "echo", "ok") == "ok\n"
+    finally:
+        b("rmi", f"{unique_name}:bb")
+
+
 def test_run_rm_echo(b, unique_name):
     r = b("run", "--rm", "--name", unique_name, "busybox", "echo", "hello")
     assert (r.returncode, r.out, r.err) == (0, "hello\n", "")

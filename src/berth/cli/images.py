@@ -369,6 +369,14 @@ def add_bootstrap(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", nargs="?", default="busybox:latest", metavar="[NAME[:TAG]]")
 
 
+def _add_sorted(tf, path: str, arcname: str, flt) -> None:
+    """tarfile.add, recursing in sorted order (add() itself sorts too; explicit for clarity)."""
+    tf.add(path, arcname=arcname, recursive=False, filter=flt)
+    if os.path.isdir(path) and not os.path.islink(path):
+        for name in sorted(os.listdir(path)):
+            _add_sorted(tf, os.path.join(path, name), f"{arcname}/{name}", flt)
+
+
 def rootfs_tar_chunks(root: str):
     """A deterministic-enough uncompressed tar of `root` owned by 0:0, streamed through a pipe."""
     import tarfile
@@ -377,16 +385,20 @@ def rootfs_tar_chunks(root: str):
     r, w = os.pipe()
     err: list[BaseException] = []
 
+    # every entry gets busybox's own mtime: the same busybox gives the same layer (diff id) each time
+    epoch = int(os.environ.get("SOURCE_DATE_EPOCH") or os.stat(os.path.join(root, "bin", "busybox")).st_mtime)
+
     def owner0(ti: tarfile.TarInfo) -> tarfile.TarInfo:
         ti.uid = ti.gid = 0
         ti.uname = ti.gname = "root"
+        ti.mtime = epoch
         return ti
 
     def produce() -> None:
         try:
             with os.fdopen(w, "wb") as out, tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tf:
                 for entry in sorted(os.listdir(root)):
-                    tf.add(os.path.join(root, entry), arcname=entry, filter=owner0)
+                    _add_sorted(tf, os.path.join(root, entry), entry, owner0)
         except BaseException as e:
             err.append(e)
 
