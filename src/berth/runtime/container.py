@@ -180,9 +180,8 @@ def create(cid: str, o: Options, foreground_tty: bool = False) -> Created:
             "annotations": cfg.get("annotations") or {}, "config": cfg, "cgroups_path": None,
         }
         hstate = state.hook_state(st, "creating")
-        # init sets up namespaces and mounts while we put it in its cgroup (a cgroup migration waits for an
-        # RCU grace period: ~10 ms); it waits for "joined" before it needs the cgroup.
-        chan.send("go", state=hstate)
+        # init sets up namespaces and mounts while we put it in its cgroup (a cgroup migration may wait
+        # for an RCU grace period); it waits for "joined" before it needs the cgroup.
         mgr = cgroup.manager(linux.get("cgroupsPath"), cid)
         if mgr is not None:
             st["cgroups_path"] = mgr.path
@@ -196,7 +195,7 @@ def create(cid: str, o: Options, foreground_tty: bool = False) -> Created:
             except OSError as e:
                 raise InvalidArgument(f"config.json: process.oomScoreAdj {proc['oomScoreAdj']}: {e.strerror} "
                                       "(lowering it needs CAP_SYS_RESOURCE)") from None
-        chan.send("joined")
+        chan.send("joined", state=hstate)
         master = None
         while True:
             msg, fd = chan.recv(with_fd=True)
@@ -512,7 +511,7 @@ def exec_(cid: str, o: Options, proc: dict, ignore_paused: bool = False) -> int:
         mgr = cgroup.for_state(st)
         if mgr is not None:
             mgr.apply(child)
-        chan.send("go")
+        chan.send("joined")
         while True:
             msg, fd = chan.recv(with_fd=True)
             if msg is None:

@@ -27,8 +27,7 @@ def _message(e: BaseException) -> str:
 def container_init(ctx: Context, chan: Channel):
     try:
         L.prctl(L.PR_SET_DUMPABLE, 0)
-        go = chan.expect("go")
-        _init_setup(ctx, chan, go["state"])
+        _init_setup(ctx, chan)
     except BaseException as e:
         try:
             chan.send("error", msg=_message(e))
@@ -37,7 +36,7 @@ def container_init(ctx: Context, chan: Channel):
     os._exit(1)
 
 
-def _init_setup(ctx: Context, chan: Channel, state: dict) -> None:
+def _init_setup(ctx: Context, chan: Channel) -> None:
     cfg = ctx.config
     linux = cfg.get("linux") or {}
     # Join namespaces given by path, then create the new ones (pid, time and user were done before fork).
@@ -49,15 +48,16 @@ def _init_setup(ctx: Context, chan: Channel, state: dict) -> None:
             L.setns(fd, NS_FLAGS[t], f"{t} namespace {path}")
         finally:
             os.close(fd)
-    joined = []
+    joined: list = []
 
     def cgroups() -> str:
-        """Wait until the runtime has put us in our cgroup; -> /proc/self/cgroup as the host sees it.
-        Only then is the cgroup namespace created (a cgroup namespace would show "/")."""
+        """Wait until the runtime has put us in our cgroup ("joined", which also brings the OCI state
+        for hooks); -> /proc/self/cgroup as the host sees it. Only then is the cgroup namespace
+        created (a cgroup namespace would show "/")."""
         if not joined:
-            chan.expect("joined")
+            msg = chan.expect("joined")
             with open("/proc/self/cgroup") as f:
-                joined.append(f.read())
+                joined.extend([f.read(), msg["state"]])
             if "cgroup" in ctx.new_ns:
                 L.unshare(L.CLONE_NEWCGROUP)
         return joined[0]
@@ -90,6 +90,7 @@ def _init_setup(ctx: Context, chan: Channel, state: dict) -> None:
             devices.create_all(ctx.rootfs, linux.get("devices") or [], ctx.userns)
             devices.symlinks(ctx.rootfs)
     cgroups()  # from here on, resources are limited and accounted
+    state = joined[1]
     hk = cfg.get("hooks") or {}
     if hk.get("prestart") or hk.get("createRuntime"):
         chan.send("hooks")
@@ -155,7 +156,6 @@ def _init_setup(ctx: Context, chan: Channel, state: dict) -> None:
 def exec_child(ctx: Context, chan: Channel):
     try:
         L.prctl(L.PR_SET_DUMPABLE, 0)
-        chan.expect("go")
         # Join the container: user namespace last, since it takes away our rights in the host's.
         for t in ("ipc", "uts", "network", "cgroup", "mount", "user"):
             fd = ctx.ns_fds.get(t)
@@ -174,6 +174,7 @@ def exec_child(ctx: Context, chan: Channel):
             os.close(master)
             tty.make_controlling(slave)
             os.close(slave)
+        chan.expect("joined")  # the runtime has put us in the container's cgroup
         path, env, tramp = _prepare_process(ctx, p)
         chan.close()
         _exec(ctx, p, path, env, tramp)

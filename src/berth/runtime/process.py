@@ -80,7 +80,8 @@ def _time_offsets(ctx: Context) -> None:
 
 
 def spawn_init(ctx: Context) -> tuple[int, Channel]:
-    """Fork the container's init; it waits for a "go" message. -> (host pid, channel)."""
+    """Fork the container's init; it sets up, and waits for "joined" once it needs its cgroup.
+    -> (host pid, channel)."""
     ours, theirs = Channel.pair()
     _flush()
     if not ctx.userns:
