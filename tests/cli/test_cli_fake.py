@@ -10,9 +10,10 @@ import sys
 import threading
 
 import pytest
-from tests.cli.fakedaemon import FakeDaemon
 
 from berth.client.stream import frame
+
+from .fakedaemon import FakeDaemon
 
 BERTH = os.path.join(os.path.dirname(sys.executable), "berth")
 CID = "c0ffee" * 10 + "abcd"

@@ -9,10 +9,11 @@ import os
 import threading
 
 import pytest
-from tests.cli.fakedaemon import FakeDaemon
 
 from berth.client import APIError, Client, ClientError, DaemonUnreachable, encode_params, filters_param
 from berth.client.stream import Demuxer, FrameError, demux, frame, json_messages
+
+from .fakedaemon import FakeDaemon
 
 
 @pytest.fixture

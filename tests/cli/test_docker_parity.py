@@ -8,7 +8,8 @@ import subprocess
 import time
 
 import pytest
-from tests.cli.conftest import BERTH
+
+from .conftest import BERTH
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
 

@@ -17,7 +17,8 @@ import termios
 import time
 
 import pytest
-from tests.cli.conftest import BERTH
+
+from .conftest import BERTH
 
 pytestmark = pytest.mark.timeout(120)
 
