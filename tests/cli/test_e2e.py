@@ -274,6 +274,9 @@ def test_logs(b, unique_name):
         ts = b.ok("logs", "-t", unique_name).splitlines()
         assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z one$", ts[0])
         assert b.ok("logs", "-f", unique_name) == "one\nthree\n"  # stopped: -f returns at once
+        assert b.ok("logs", "--since", "10m", unique_name) == "one\nthree\n"
+        assert b.ok("logs", "--since", "2099-01-01T00:00:00Z", unique_name) == ""
+        assert b.ok("logs", "--until", "2000-01-01", unique_name) == ""
     finally:
         b("rm", "-f", unique_name)
 
