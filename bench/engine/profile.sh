@@ -81,15 +81,9 @@ for ts, pid, who, what in sorted(events):
     print(f"{(ts - t0) * 1000:8.1f} ms  {who:11} {pid:>7}  {what}")
 PY
 
-echo; echo "## 4. berthd CPU by function over $RUNS runs (py-spy, raw stacks)"
-if [ -x "$PYSPY" ]; then
-  "$PYSPY" record --nonblocking --format raw -r 250 -o "$OUT/pyspy-berthd.txt" -p "$DPID" >/dev/null 2>&1 &
-  PS=$!
-  sleep 1
-  for i in $(seq "$RUNS"); do "${BERTH[@]}" run --rm --network none "$IMG" true; done
-  kill -INT "$PS" 2>/dev/null || true
-  wait "$PS" 2>/dev/null || true
-  "$PY" - "$OUT/pyspy-berthd.txt" <<'PY' | tee "$OUT/pyspy-summary.txt"
+echo; echo "## 4. berthd CPU by function (py-spy, raw stacks, all threads; $RUNS runs each)"
+pyspy_summary() {  # pyspy_summary RAW: inclusive and self time by function
+  "$PY" - "$1" <<'PY'
 import collections, sys
 incl, self_, total = collections.Counter(), collections.Counter(), 0
 for line in open(sys.argv[1]):
@@ -98,21 +92,39 @@ for line in open(sys.argv[1]):
         continue
     n = int(n)
     frames = stack.split(";")
-    # drop the idle event loop (epoll wait) so the figures show work only
-    if "select (selectors.py" in frames[-1]:
-        continue
+    if "select (selectors.py" in frames[-1] or "_worker (concurrent/futures/thread.py" in frames[-1]:
+        continue  # the idle event loop / idle worker threads
     total += n
     for f in set(frames):
         incl[f] += n
     self_[frames[-1]] += n
-print(f"busy samples: {total} (250 Hz -> {total * 4} ms of berthd CPU over the runs)")
+print(f"busy samples: {total} (250 Hz -> {total * 4} ms of berthd time, all threads)")
 print("top inclusive:")
-for f, n in incl.most_common(25):
-    print(f"  {n * 4:6d} ms  {f[:140]}")
+for f, n in incl.most_common(30):
+    print(f"  {n * 4:6d} ms  {f[:150]}")
 print("top self:")
-for f, n in self_.most_common(12):
-    print(f"  {n * 4:6d} ms  {f[:140]}")
+for f, n in self_.most_common(15):
+    print(f"  {n * 4:6d} ms  {f[:150]}")
 PY
+}
+if [ -x "$PYSPY" ]; then
+  for what in run create; do
+    "$PYSPY" record --nonblocking --threads --format raw -r 250 -o "$OUT/pyspy-$what.txt" -p "$DPID" >/dev/null 2>&1 &
+    PS=$!
+    sleep 1
+    T0=$(date +%s.%N)
+    for i in $(seq "$RUNS"); do
+      case $what in
+        run) "${BERTH[@]}" run --rm --network none "$IMG" true ;;
+        create) "${BERTH[@]}" create --network none "$IMG" true >/dev/null ;;
+      esac
+    done
+    T1=$(date +%s.%N)
+    kill -INT "$PS" 2>/dev/null || true
+    wait "$PS" 2>/dev/null || true
+    echo "### $what x $RUNS: $(echo "($T1 - $T0) * 1000 / $RUNS" | bc) ms per $what (under py-spy)"
+    pyspy_summary "$OUT/pyspy-$what.txt" | tee "$OUT/pyspy-$what-summary.txt"
+  done
 else
   echo "py-spy not found ($PYSPY): pip install py-spy into the venv"
 fi
