@@ -135,7 +135,7 @@ class Created:
         self.pid, self.st, self.chan, self.master = pid, st, chan, master
 
 
-def create(cid: str, o: Options, foreground_tty: bool = False) -> Created:
+def create(cid: str, o: Options, foreground_tty: bool = False, start_message: bool = False) -> Created:
     state.check_id(cid)
     if o.systemd_cgroup:
         raise Unsupported("--systemd-cgroup: the systemd cgroup driver is not supported; use cgroupfs paths")
@@ -168,7 +168,7 @@ def create(cid: str, o: Options, foreground_tty: bool = False) -> Created:
         os.chmod(fifo, 0o622)
         ctx = Context(cid=cid, config=cfg, process=proc, bundle=bundle, rootfs=rootfs, fifo=fifo,
                       no_pivot=o.no_pivot, preserve_fds=o.preserve_fds, terminal=terminal,
-                      new_keyring=not o.no_new_keyring,
+                      new_keyring=not o.no_new_keyring, start_message=start_message,
                       new_ns=new_ns, join_ns=join_ns, bpf=bpf, seccomp_flags=sflags)
         from berth.runtime import process
 
@@ -269,7 +269,13 @@ def start(cid: str, o: Options) -> dict:
                 raise Conflict(f"container {cid} exited before it was started")
     finally:
         os.close(fd)
-    os.unlink(fifo)
+    _started(o, st)
+    return st
+
+
+def _started(o: Options, st: dict) -> None:
+    """The program runs: the state turns from created to running (no fifo); poststart hooks."""
+    os.unlink(os.path.join(o.root, st["id"], "exec.fifo"))
     hk = (st.get("config") or {}).get("hooks") or {}
     if hk.get("poststart"):
         try:
@@ -277,7 +283,6 @@ def start(cid: str, o: Options) -> dict:
         except BerthError as e:
             if o.warn:
                 o.warn(str(e))
-    return st
 
 
 def run(cid: str, o: Options) -> int:
@@ -286,9 +291,11 @@ def run(cid: str, o: Options) -> int:
     if not o.detach:
         # init may be a grandchild (user namespaces): become its reaper so we can wait for it.
         L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
-    c = create(cid, o, foreground_tty=not o.detach and not o.console_socket)
+    c = create(cid, o, foreground_tty=not o.detach and not o.console_socket, start_message=True)
     try:
-        start(cid, o)
+        c.chan.send("start")
+        c.chan.close()
+        _started(o, c.st)
     except BaseException:
         _destroy(o.root, cid, c.st, force=True)
         raise

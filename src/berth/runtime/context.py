@@ -31,6 +31,7 @@ class Context:
         self.seccomp_flags: list[str] = []
         self.is_exec = False
         self.new_keyring = True
+        self.start_message = False           # run: started by a channel message instead of exec.fifo
         self.__dict__.update(kw)
 
     @property

@@ -138,11 +138,16 @@ def _init_setup(ctx: Context, chan: Channel) -> None:
         L.personality(L.PER_LINUX32 if dom == "LINUX32" else L.PER_LINUX)
     path, env, tramp = _prepare_process(ctx, p)
     chan.send("ready")
+    if ctx.start_message:
+        # `run`: the runtime that created us starts us over the channel (one wake-up less).
+        if chan.recv()[0] is None:
+            os._exit(1)  # the runtime died before starting us
+    else:
+        # Wait for `start`: opening the fifo for writing blocks until start opens it for reading.
+        fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        os.write(fd, b"0")
+        os.close(fd)
     chan.close()
-    # Wait for `start`: opening the fifo for writing blocks until start opens it for reading.
-    fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
-    os.write(fd, b"0")
-    os.close(fd)
     os.close(fifo_fd)
     if hk.get("startContainer"):
         try:
