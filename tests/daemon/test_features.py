@@ -194,3 +194,22 @@ def test_volumes(berthd, cname):
     finally:
         berthd.docker("rm", "-f", cname, check=False)
         berthd.docker("volume", "rm", "-f", vol, check=False)
+
+
+def test_stats_stream_and_update_restart_policy(berthd, cname):
+    berthd.docker("run", "-d", "--name", cname, "busybox", "sleep", "300")
+    try:
+        cl = berthd.client()
+        try:
+            c = cl.containers.get(cname)
+            it = c.stats(stream=True, decode=True)
+            a, b = next(it), next(it)
+            assert a["id"] == c.id and b["precpu_stats"]["cpu_usage"]["total_usage"] == \
+                a["cpu_stats"]["cpu_usage"]["total_usage"]
+            assert b["memory_stats"]["usage"] > 0 and b["pids_stats"]["current"] == 1
+        finally:
+            cl.close()
+        berthd.docker("update", "--restart", "on-failure:3", cname)
+        assert berthd.inspect(cname)["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 3}
+    finally:
+        berthd.docker("rm", "-f", cname, check=False)

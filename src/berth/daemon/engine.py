@@ -779,7 +779,7 @@ class Engine:
                 raise errors.InvalidArgument(
                     "Memory limit should be smaller than already set memoryswap limit, update the memoryswap at the same time")
         res = spec.resources(hc)
-        if c.running:
+        if c.running and any(k != "RestartPolicy" for k in changed):
             oci = {k: v for k, v in res.items() if k != "memory_disable_oom"}
             if "pids" in changed and int(changed["PidsLimit"] or 0) <= 0:
                 oci["pids"] = {"limit": -1}
