@@ -131,8 +131,8 @@ def _wait_gone(pid: int, started: int | None, timeout: float = 10.0) -> bool:
 
 # -- create / start / run --------------------------------------------------------------------------
 class Created:
-    def __init__(self, pid: int, st: dict, chan: Channel, master: int | None):
-        self.pid, self.st, self.chan, self.master = pid, st, chan, master
+    def __init__(self, pid: int, st: dict, chan: Channel, master: int | None, mgr=None):
+        self.pid, self.st, self.chan, self.master, self.mgr = pid, st, chan, master, mgr
 
 
 def create(cid: str, o: Options, foreground_tty: bool = False, start_message: bool = False) -> Created:
@@ -224,7 +224,7 @@ def create(cid: str, o: Options, foreground_tty: bool = False, start_message: bo
         state.save(o.root, cid, st)
         if o.pid_file:
             _write_pid_file(o.pid_file, pid)
-        return Created(pid, st, chan, master)
+        return Created(pid, st, chan, master, mgr)
     except BaseException as e:
         if pid:
             try:
@@ -297,13 +297,13 @@ def run(cid: str, o: Options) -> int:
         c.chan.close()
         _started(o, c.st)
     except BaseException:
-        _destroy(o.root, cid, c.st, force=True)
+        _destroy(o.root, cid, c.st, force=True, mgr=c.mgr)
         raise
     if o.detach:
         return 0
     code = wait_child(c.pid, c.master)
     if not o.keep:
-        _destroy(o.root, cid, c.st, force=True)
+        _destroy(o.root, cid, c.st, force=True, mgr=c.mgr)
     return code
 
 
@@ -422,8 +422,9 @@ def delete(cid: str, o: Options, force: bool = False) -> None:
     _destroy(o.root, cid, st, force=True)
 
 
-def _destroy(root: str, cid: str, st: dict, force: bool) -> None:
-    mgr = cgroup.for_state(st)
+def _destroy(root: str, cid: str, st: dict, force: bool, mgr=None) -> None:
+    if mgr is None:
+        mgr = cgroup.for_state(st)
     pid, started = st.get("pid", 0), st.get("start_time")
     if procfs.alive(pid, started) and force:
         if mgr is not None:
