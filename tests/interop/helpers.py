@@ -130,7 +130,10 @@ def unmount_under(prefix: str) -> None:
 
 
 def cgroup_dirs(parent: str) -> list[str]:
-    """Every hierarchy's directory for cgroup path `parent` that exists."""
+    """Every hierarchy's directory for cgroup path `parent` that exists (v1, hybrid or pure v2)."""
+    if os.path.exists(os.path.join(CGROUP_ROOT, "cgroup.controllers")):  # pure v2: one hierarchy
+        d = os.path.join(CGROUP_ROOT, parent.lstrip("/"))
+        return [d] if os.path.isdir(d) else []
     out = []
     for ctrl in sorted(os.listdir(CGROUP_ROOT)):
         d = os.path.join(CGROUP_ROOT, ctrl, parent.lstrip("/"))
