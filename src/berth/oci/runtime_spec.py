@@ -221,7 +221,7 @@ def _validate_linux(config: dict) -> None:
     if prop is not None and prop not in PROPAGATIONS:
         raise _bad("linux.rootfsPropagation", f"unknown propagation {prop!r}")
     _str(linux.get("cgroupsPath"), "linux.cgroupsPath")
-    _obj(linux.get("resources"), "linux.resources")
+    validate_resources(linux.get("resources"), "linux.resources")
     _obj(linux.get("seccomp"), "linux.seccomp")
     _str(linux.get("mountLabel"), "linux.mountLabel")
     offs = _obj(linux.get("timeOffsets"), "linux.timeOffsets")
@@ -233,3 +233,60 @@ def _validate_linux(config: dict) -> None:
         _int(v.get("nanosecs"), f"linux.timeOffsets.{k}.nanosecs", minimum=0)
     if offs and "time" not in types:
         raise _bad("linux.timeOffsets", "time offsets need a time namespace")
+
+
+# linux.resources: each section's integer fields (runc rejects a string or a fraction where the spec
+# says integer; accepting "1g" would silently apply some other limit).
+_RESOURCE_INTS = {
+    "memory": ("limit", "reservation", "swap", "kernel", "kernelTCP", "swappiness"),
+    "cpu": ("shares", "quota", "burst", "period", "realtimeRuntime", "realtimePeriod"),
+    "pids": ("limit",),
+    "blockIO": ("weight", "leafWeight"),
+    "network": ("classID",),
+}
+_THROTTLES = ("throttleReadBpsDevice", "throttleWriteBpsDevice", "throttleReadIOPSDevice",
+              "throttleWriteIOPSDevice")
+
+
+def validate_resources(res, field: str = "linux.resources") -> dict:
+    """Check the types in an OCI linux.resources object (also what `update -r FILE` reads)."""
+    res = _obj(res, field)
+    for section, keys in _RESOURCE_INTS.items():
+        sec = _obj(res.get(section), f"{field}.{section}")
+        for k in keys:
+            _int(sec.get(k), f"{field}.{section}.{k}")
+    mem = _obj(res.get("memory"), f"{field}.memory")
+    _bool(mem.get("disableOOMKiller"), f"{field}.memory.disableOOMKiller")
+    _bool(mem.get("useHierarchy"), f"{field}.memory.useHierarchy")
+    cpu = _obj(res.get("cpu"), f"{field}.cpu")
+    _str(cpu.get("cpus"), f"{field}.cpu.cpus")
+    _str(cpu.get("mems"), f"{field}.cpu.mems")
+    _int(cpu.get("idle"), f"{field}.cpu.idle")
+    blkio = _obj(res.get("blockIO"), f"{field}.blockIO")
+    for key in ("weightDevice", *_THROTTLES):
+        for i, d in enumerate(_list(blkio.get(key), f"{field}.blockIO.{key}")):
+            f = f"{field}.blockIO.{key}[{i}]"
+            d = _obj(d, f, required=True)
+            _int(d.get("major"), f + ".major", required=True, minimum=0)
+            _int(d.get("minor"), f + ".minor", required=True, minimum=0)
+            for k in ("rate", "weight", "leafWeight"):
+                _int(d.get(k), f"{f}.{k}", minimum=0)
+    for i, d in enumerate(_list(res.get("devices"), f"{field}.devices")):
+        f = f"{field}.devices[{i}]"
+        d = _obj(d, f, required=True)
+        if not isinstance(d.get("allow"), bool):
+            raise _bad(f + ".allow", "is required and must be true or false")
+        t = _str(d.get("type"), f + ".type")
+        if t is not None and t not in ("a", "c", "b"):
+            raise _bad(f + ".type", f"unknown device type {t!r} (a, c or b)")
+        _int(d.get("major"), f + ".major")
+        _int(d.get("minor"), f + ".minor")
+        _str(d.get("access"), f + ".access")
+    for i, h in enumerate(_list(res.get("hugepageLimits"), f"{field}.hugepageLimits")):
+        f = f"{field}.hugepageLimits[{i}]"
+        h = _obj(h, f, required=True)
+        _str(h.get("pageSize"), f + ".pageSize", required=True)
+        _int(h.get("limit"), f + ".limit", required=True)
+    for k, v in _obj(res.get("unified"), f"{field}.unified").items():
+        _str(v, f"{field}.unified[{k!r}]")
+    return res
