@@ -58,7 +58,16 @@ def load_file(path: str):
         return loads(f.read())
 
 
+def _not_json(o):
+    raise TypeError(f"cannot encode {type(o).__name__} as JSON")
+
+
 def dumps(o, indent: int | None = None) -> str:
+    if indent is None:
+        # _json's C encoder (compact form): markers (cycle check), default, string encoder, indent, key
+        # and item separators, sort_keys, skipkeys, allow_nan. A fresh one each call: markers is state.
+        enc = _json.make_encoder({}, _not_json, _encode_str, None, ":", ",", False, False, True)
+        return "".join(enc(o, 0))
     out: list[str] = []
     _enc(o, out, indent, 0)
     return "".join(out)
