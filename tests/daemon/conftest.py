@@ -38,6 +38,7 @@ class Daemon:
     proc: subprocess.Popen | None = None
     log: str = ""
     extra_args: tuple[str, ...] = ()
+    env: dict[str, str] | None = None  # extra environment (BERTH_CRASH_AT=...)
 
     @property
     def host(self) -> str:
@@ -53,7 +54,8 @@ class Daemon:
             [sys.executable, "-m", "berth.daemon.main", "-H", self.host, "--root", self.root,
              "--exec-root", self.exec_root, "--runtime", runtime_path(), "--log-level", "debug",
              *self.extra_args],
-            stdout=logf, stderr=logf, env={**os.environ, "PYTHONPATH": os.path.join(REPO, "src")})
+            stdout=logf, stderr=logf,
+            env={**os.environ, "PYTHONPATH": os.path.join(REPO, "src"), **(self.env or {})})
         logf.close()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -66,6 +68,14 @@ class Daemon:
                     return
             time.sleep(0.05)
         raise RuntimeError(f"berthd did not come up:\n{self.read_log()}")
+
+    def wait_killed(self, timeout: float = 60) -> int:
+        """Wait for berthd to die at its crash point; returns its exit status."""
+        assert self.proc is not None
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self.proc = None
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc and self.proc.poll() is None:
@@ -175,6 +185,18 @@ def berthd():
 def fresh_berthd():
     """A berthd of one's own (for tests that kill or restart the daemon)."""
     d = new_daemon("bdk")
+    try:
+        d.start()
+        yield d
+    finally:
+        d.cleanup()
+
+
+@pytest.fixture
+def crash_berthd(request):
+    """A berthd of its own that SIGKILLs itself at crash point `request.param` (BERTH_CRASH_AT)."""
+    d = new_daemon("bdc")
+    d.env = {"BERTH_CRASH_AT": request.param}
     try:
         d.start()
         yield d

@@ -2,12 +2,17 @@
 
 Each record: time (RFC3339), uid, gid, pid (SO_PEERCRED of the caller), method, path, object (the
 container/image/volume the request names, if any), status (the HTTP code) and error (message or null).
+
+A request is written twice under one request id ("rid"): when it is routed (status null; written,
+not fsynced: a killed berthd keeps the page cache) and when it is answered (fdatasynced). query()
+merges the pair; a begin without an end from an earlier berthd is a request the daemon died in.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import threading
 from datetime import UTC, datetime
 from typing import Any
@@ -18,11 +23,18 @@ class AuditLog:
         self.path = path
         self._lock = threading.Lock()
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._boot = secrets.token_hex(4)  # this berthd's requests: rid = <boot>-<n>
+        self._n = 0
 
     def record(self, *, uid: int, gid: int, pid: int, method: str, path: str, obj: str | None,
-               status: int, error: str | None, query: str = "") -> dict:
+               status: int | None, error: str | None, query: str = "", rid: str = "") -> dict:
+        """status None is the begin record of a request; the end record passes its rid back."""
         now = datetime.now(UTC)
-        rec: dict[str, Any] = {
+        if not rid:
+            with self._lock:
+                self._n += 1
+                rid = f"{self._boot}-{self._n}"
+        rec: dict[str, Any] = {"rid": rid,
             "time": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "timeUnix": now.timestamp(),
             "uid": uid, "gid": gid, "pid": pid, "method": method, "path": path,
             "query": query, "object": obj, "status": status, "error": error,
@@ -32,31 +44,40 @@ class AuditLog:
             if self._fd < 0:
                 return rec
             os.write(self._fd, line)
-            os.fdatasync(self._fd)
+            if status is not None:
+                os.fdatasync(self._fd)
         return rec
 
     def query(self, since: float | None = None, until: float | None = None, uid: int | None = None,
               obj: str | None = None, limit: int | None = None) -> list[dict]:
-        out: list[dict] = []
+        merged: dict[str, dict] = {}  # rid -> the request's latest record, in order of arrival
         try:
             with open(self.path) as f:
-                for line in f:
+                for n, line in enumerate(f):
                     try:
                         rec = json.loads(line)
                     except ValueError:
                         continue
-                    t = rec.get("timeUnix", 0)
-                    if since is not None and t < since:
+                    rid = rec.get("rid") or f"line-{n}"
+                    if rid in merged and rec.get("status") is None:
                         continue
-                    if until is not None and t > until:
-                        continue
-                    if uid is not None and rec.get("uid") != uid:
-                        continue
-                    if obj is not None and not (rec.get("object") or "").startswith(obj):
-                        continue
-                    out.append(rec)
+                    merged[rid] = rec
         except FileNotFoundError:
             pass
+        out: list[dict] = []
+        for rid, rec in merged.items():
+            if rec.get("status") is None and not rid.startswith(self._boot + "-"):
+                rec = {**rec, "error": "interrupted: berthd stopped before answering"}
+            t = rec.get("timeUnix", 0)
+            if since is not None and t < since:
+                continue
+            if until is not None and t > until:
+                continue
+            if uid is not None and rec.get("uid") != uid:
+                continue
+            if obj is not None and not (rec.get("object") or "").startswith(obj):
+                continue
+            out.append(rec)
         if limit is not None and limit >= 0:
             out = out[-limit:] if limit else []
         return out

@@ -99,6 +99,7 @@ class Container:
     mounts: list[dict] = field(default_factory=list)  # inspect form
     driver: str = ""
     manual_stop: bool = False  # stopped by the user: unless-stopped / always stay down
+    commit_pause: bool = False  # paused by a commit: a restart after a crash mid-commit resumes it
     # in memory only
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     exit_waiters: list[asyncio.Future] = field(default_factory=list)
@@ -145,7 +146,8 @@ class Container:
         return {"Id": self.id, "Name": self.name, "Created": self.created, "Config": self.config,
                 "HostConfig": self.host_config, "Image": self.image_id, "ImageRef": self.image_ref,
                 "Path": self.path, "Args": self.args, "State": self.state, "RestartCount": self.restart_count,
-                "Mounts": self.mounts, "Driver": self.driver, "ManualStop": self.manual_stop}
+                "Mounts": self.mounts, "Driver": self.driver, "ManualStop": self.manual_stop,
+                "CommitPause": self.commit_pause}
 
     @classmethod
     def from_disk(cls, d: dict, cdir: str, rundir: str) -> Container:
@@ -153,7 +155,8 @@ class Container:
                    host_config=d["HostConfig"], image_id=d["Image"], image_ref=d.get("ImageRef", d["Image"]),
                    path=d["Path"], args=d["Args"], dir=cdir, rundir=rundir, state=d["State"],
                    restart_count=d.get("RestartCount", 0), mounts=d.get("Mounts", []),
-                   driver=d.get("Driver", ""), manual_stop=d.get("ManualStop", False))
+                   driver=d.get("Driver", ""), manual_stop=d.get("ManualStop", False),
+                   commit_pause=d.get("CommitPause", False))
 
     def status_text(self) -> str:
         st = self.state

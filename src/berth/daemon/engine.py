@@ -17,12 +17,14 @@ import time
 from typing import Any
 
 from berth import errors
+from berth.daemon import execs as execs_mod
 from berth.daemon import monitorctl, spec
 from berth.daemon.audit import AuditLog
 from berth.daemon.config import DaemonConfig
 from berth.daemon.container import ZERO_TIME, Container, now_rfc3339, random_name
 from berth.daemon.events import Events
 from berth.daemon.storage import open_store
+from berth.images import crash
 
 log = logging.getLogger("berthd.engine")
 
@@ -197,6 +199,7 @@ class Engine:
             c.mounts = await self._prepare_mounts(c)
             self._write_files(c)
             c.save()
+            crash.point("daemon-created")
         except BaseException:
             self.names.pop(name, None)
             await self._destroy_files(c)
@@ -414,6 +417,7 @@ class Engine:
             }
             t_spec = time.monotonic()
             st = await monitorctl.spawn(c.rundir, mcfg, zygote=self.zygote)
+            crash.point("daemon-monitor-spawned")
             t_created = time.monotonic()
             # Attach requests that came before start connect now, so they see all output.
             for f in c.start_waiters:
@@ -426,6 +430,7 @@ class Engine:
                 await asyncio.wait(ready, timeout=5)
             watcher_conn = await monitorctl.connect(c.sock, {"op": "wait"})
             res = await monitorctl.call(c.sock, {"op": "start"})
+            crash.point("daemon-started")
             log.debug("start %s: mount %.1f ms, spec %.1f ms, monitor+runtime create %.1f ms, runtime start %.1f ms",
                       c.id[:12], (t_mount - t0) * 1e3, (t_spec - t_mount) * 1e3, (t_created - t_spec) * 1e3,
                       (time.monotonic() - t_created) * 1e3)
@@ -694,6 +699,8 @@ class Engine:
         if c.restart_task:
             c.restart_task.cancel()
         c.state["Status"] = "removing"
+        c.save()  # a crash from here on: restore finishes the removal
+        crash.point("daemon-remove-marked")
         for eid in list(c.exec_ids):
             self.execs.pop(eid, None)
         vs = getattr(self.store, "volumes", None)
@@ -706,12 +713,15 @@ class Engine:
                         self.events.emit("volume", "destroy", m["Name"], {"driver": "local"})
                 except Exception as e:
                     log.debug("volume %s: %s", m.get("Name"), e)
+        # Before the files go: a crash in between repeats the removal (and the event) on restore,
+        # so the history has the destroy at least once.
+        self.events.emit("container", "destroy", c.id, c.event_attrs())
         await self._destroy_files(c)
+        crash.point("daemon-removed")
         self.containers.pop(c.id, None)
         if self.names.get(c.name) == c.id:
             self.names.pop(c.name, None)
         c.removed = True
-        self.events.emit("container", "destroy", c.id, c.event_attrs())
         waiters, c.remove_waiters = c.remove_waiters, []
         for f in waiters:
             if not f.done():
@@ -813,6 +823,9 @@ class Engine:
             c = Container.from_disk(d, cdir, os.path.join(self.cfg.exec_root, "containers", cid))
             self.containers[cid] = c
             self.names[c.name] = cid
+            for ex in execs_mod.ExecRecord.load_all(c):
+                self.execs[ex.id] = ex
+                c.exec_ids.add(ex.id)
         for c in list(self.containers.values()):
             await self._restore_one(c)
         # Container filesystems the store holds for containers we do not know (a crash between the
@@ -885,6 +898,14 @@ class Engine:
             from berth.daemon.health import run_health
 
             c.health_task = self.spawn_bg(run_health(self, c))
+        if c.commit_pause:  # berthd died mid-commit: the pause was the commit's, not the user's
+            c.commit_pause = False
+            rc, out = await self.runtime_for(c, "resume", c.id)  # frozen even if "Paused" was not saved yet
+            if rc != 0 and c.state.get("Paused"):
+                log.warning("resuming %s after an interrupted commit: %s", c.id, out)
+            else:
+                c.state.update({"Paused": False, "Status": "running"})
+            c.save()
 
     async def _restart_after_restore(self, c: Container) -> None:
         try:

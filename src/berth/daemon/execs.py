@@ -22,9 +22,55 @@ class ExecRecord:
     exit_code: int | None = None
     pid: int = 0
     started: bool = False
+    adopted: bool = False  # loaded from disk after a restart: no berthd task reads its exit
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
+    @property
+    def path(self) -> str:
+        return os.path.join(self.container.dir, f"exec-{self.id}.json")
+
+    def save(self) -> None:
+        """Persist the record (tmp + rename) so `GET /exec/{id}/json` answers after a restart. No
+        fsync: a killed berthd keeps the page cache, and losing an exec record to a power cut costs
+        an inspect, not data; exec latency matters more."""
+        tmp = f"{self.path}.tmp"
+        try:
+            with open(tmp, "w") as f:
+                json.dump({"ID": self.id, "Config": self.config, "Running": self.running,
+                           "ExitCode": self.exit_code, "Pid": self.pid, "Started": self.started}, f)
+            os.rename(tmp, self.path)
+        except OSError:  # the container is being removed
+            pass
+
+    @classmethod
+    def load_all(cls, c: Container) -> list[ExecRecord]:
+        """The container's saved execs; one still marked running is running only if its process is
+        (its exit code went with the berthd that watched it)."""
+        out = []
+        try:
+            names = [n for n in os.listdir(c.dir) if n.startswith("exec-") and n.endswith(".json")]
+        except OSError:
+            return out
+        for n in names:
+            try:
+                with open(os.path.join(c.dir, n)) as f:
+                    d = json.load(f)
+                ex = cls(id=d["ID"], container=c, config=d["Config"], running=bool(d.get("Running")),
+                         exit_code=d.get("ExitCode"), pid=int(d.get("Pid") or 0), started=bool(d.get("Started")),
+                         adopted=True)
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if ex.running and not (c.running and ex.pid and os.path.exists(f"/proc/{ex.pid}")):
+                ex.running = False
+            if ex.started and not ex.running:
+                ex.done.set()
+            out.append(ex)
+        return out
+
     def inspect(self) -> dict:
+        if self.adopted and self.running and not os.path.exists(f"/proc/{self.pid}"):
+            self.running = False
+            self.done.set()
         cfg = self.config
         cmd = cfg.get("Cmd") or []
         pc = {"tty": bool(cfg.get("Tty")), "entrypoint": cmd[0] if cmd else "", "arguments": cmd[1:],
@@ -57,6 +103,7 @@ def create(eng, c: Container, body: dict) -> ExecRecord:
     ex = ExecRecord(id=secrets.token_hex(32), container=c, config=cfg)
     eng.execs[ex.id] = ex
     c.exec_ids.add(ex.id)
+    ex.save()
     eng.events.emit("container", "exec_create: " + " ".join(cmd), c.id, c.event_attrs(execID=ex.id))
     return ex
 
@@ -113,9 +160,13 @@ async def start(eng, ex: ExecRecord, detach: bool):
         writer.close()
         ex.exit_code = int(msg.get("exit", 126))
         ex.done.set()
+        if ex.id in eng.execs:
+            ex.save()
         raise errors.SystemError_(f"exec failed: {msg['error']}")
     ex.running = True
     ex.pid = int(msg.get("pid") or 0)
+    if ex.id in eng.execs:
+        ex.save()
     eng.events.emit("container", "exec_start: " + " ".join(ex.config["Cmd"]), c.id, c.event_attrs(execID=ex.id))
     return reader, writer
 
@@ -124,6 +175,8 @@ def finish(eng, ex: ExecRecord, code: int | None) -> None:
     ex.running = False
     ex.exit_code = 126 if code is None else code
     ex.done.set()
+    if ex.id in eng.execs:
+        ex.save()
     c = ex.container
     eng.events.emit("container", "exec_die", c.id, c.event_attrs(execID=ex.id, exitCode=str(ex.exit_code)))
 

@@ -69,6 +69,7 @@ class Request:
     _body: Callable[[], AsyncIterator[bytes]]
     params: dict[str, str] = field(default_factory=dict)
     _consumed: bool = False
+    audit_id: str = ""  # set by the audit hook's begin record
 
     def q(self, name: str, default: str | None = None) -> str | None:
         vals = self.query.get(name)
@@ -341,6 +342,11 @@ class _Connection:
                 await self._send_simple(status, _err_body(err), "application/json")
                 return True
             req.params = params
+            if self.server.audit and mutating_of(self.server.router, req):
+                try:
+                    self.server.audit(req, None, None)  # begin: a crash mid-request still leaves a trace
+                except Exception:
+                    log.exception("audit failed")
             try:
                 result = await handler(req)
             except errors.BerthError as e:

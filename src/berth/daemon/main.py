@@ -67,9 +67,10 @@ async def serve(cfg: DaemonConfig) -> None:
     def audit(req, status, err):
         p = req.params
         obj = p.get("id") or p.get("name") or req.q("name") or req.q("container") or None
-        eng.audit.record(uid=req.peer.uid, gid=req.peer.gid, pid=req.peer.pid, method=req.method,
-                         path=req.path, obj=obj, status=status, error=err,
-                         query="&".join(f"{k}={v[-1]}" for k, v in req.query.items() if k != "filters"))
+        rec = eng.audit.record(uid=req.peer.uid, gid=req.peer.gid, pid=req.peer.pid, method=req.method,
+                               path=req.path, obj=obj, status=status, error=err, rid=req.audit_id,
+                               query="&".join(f"{k}={v[-1]}" for k, v in req.query.items() if k != "filters"))
+        req.audit_id = rec["rid"]
 
     server = Server(build_router(eng), audit=audit)
     servers = []

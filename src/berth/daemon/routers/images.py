@@ -11,6 +11,7 @@ from berth import errors
 from berth.daemon.container import parse_rfc3339
 from berth.daemon.engine import Engine
 from berth.daemon.http import Request, Response, Router, Stream, empty, json_response
+from berth.images import crash
 
 
 def image_summary(img) -> dict:
@@ -207,16 +208,20 @@ def register(r: Router, eng: Engine) -> None:
         changes = req.qlist("changes")
         paused_here = False
         if pause and c.running and not c.state.get("Paused"):
+            c.commit_pause = True
+            c.save()  # before the freeze: a restart after a crash mid-commit resumes the container
             try:
                 await eng.pause(c)
                 paused_here = True
             except errors.BerthError:
-                pass
+                c.commit_pause = False
+        crash.point("daemon-commit-paused")
         try:
             img = await eng.to_thread(st().commit_container, c.id, cfg, ref, req.q("comment") or "",
                                       req.q("author") or "", changes)
         finally:
             if paused_here:
+                c.commit_pause = False
                 await eng.unpause(c)
         eng.events.emit("container", "commit", c.id, c.event_attrs(comment=req.q("comment") or ""))
         return json_response({"Id": img.id}, 201)
