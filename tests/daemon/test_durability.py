@@ -87,16 +87,36 @@ def test_monitor_gone_reported_as_dead_exit(fresh_berthd, cname):
 
 
 @pytest.mark.slow
-def test_50_concurrent_run_rm(berthd):
+def test_50_concurrent_run_rm(berthd, cname):
+    since = time.time() - 1
+
     def one(i: int) -> tuple[int, bytes]:
-        r = subprocess.run([*berthd.docker_cmd.split(), "run", "--rm", "busybox", "echo", f"n{i}"],
-                           capture_output=True, timeout=240)
+        r = subprocess.run([*berthd.docker_cmd.split(), "run", "--rm", "--label", f"batch={cname}", "busybox",
+                            "echo", f"n{i}"], capture_output=True, timeout=240)
         return r.returncode, r.stdout + r.stderr
 
     with ThreadPoolExecutor(50) as ex:
         results = list(ex.map(one, range(50)))
     bad = [(i, r) for i, r in enumerate(results) if r != (0, f"n{i}\n".encode())]
     assert not bad, bad[:3]
+    # Nothing is left: every container was destroyed, with its dirs, mounts and cgroups.
+    cl = berthd.client()
+    try:
+        evs = list(cl.events(since=int(since), until=int(time.time()) + 1, decode=True,
+                             filters={"label": f"batch={cname}", "event": "destroy"}))
+    finally:
+        cl.close()
+    ids = {e["id"] for e in evs}
+    assert len(ids) == 50
+    wait_for(lambda: berthd.out("ps", "-aq", "--filter", f"label=batch={cname}") == "", "no containers")
+    with open("/proc/self/mountinfo") as f:
+        mounts = f.read()
+    for cid in ids:
+        assert cid not in mounts
+        assert not os.path.exists(os.path.join(berthd.root, "containers", cid))
+        assert not os.path.exists(os.path.join(berthd.exec_root, "containers", cid))
+        for ctl in os.listdir("/sys/fs/cgroup"):
+            assert not os.path.exists(f"/sys/fs/cgroup/{ctl}/berth/{cid}")
 
 
 def _mem_kb(pid: int) -> tuple[int, int]:

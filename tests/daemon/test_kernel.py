@@ -62,7 +62,15 @@ def test_oom_kill_reported_and_neighbour_survives(berthd, cname):
         assert r.returncode == 137
         st = berthd.inspect(cname)["State"]
         assert st["OOMKilled"] is True and st["ExitCode"] == 137
-        assert berthd.inspect(neighbour)["State"]["Running"] is True
+        oom_id = berthd.inspect(cname)["Id"]
+        n = berthd.inspect(neighbour)
+        assert n["State"]["Running"] is True and not n["State"]["OOMKilled"]
+        assert os.path.exists(f"/proc/{n['State']['Pid']}")
+        # the neighbour is responsive, and its own 64 MB limit still holds
+        assert berthd.out("exec", neighbour, "echo", "alive") == "alive\n"
+        assert cg("memory", n["Id"], "memory.limit_in_bytes") == str(64 << 20)
+        # the killed container's cgroup is gone already
+        assert not os.path.exists(f"/sys/fs/cgroup/memory/berth/{oom_id}")
         cl = berthd.client()
         try:
             evs = list(cl.events(since=int(since), until=int(time.time()) + 1, decode=True,
@@ -70,8 +78,15 @@ def test_oom_kill_reported_and_neighbour_survives(berthd, cname):
         finally:
             cl.close()
         assert any(e["Actor"]["Attributes"].get("name") == cname for e in evs)
+        assert not any(e["Actor"]["Attributes"].get("name") == neighbour for e in evs)
     finally:
         berthd.docker("rm", "-f", cname, neighbour, check=False)
+    for cid in (oom_id, n["Id"]):
+        for ctl in os.listdir("/sys/fs/cgroup"):
+            assert not os.path.exists(f"/sys/fs/cgroup/{ctl}/berth/{cid}")
+        assert not os.path.exists(os.path.join(berthd.root, "containers", cid))
+        with open("/proc/self/mountinfo") as f:
+            assert cid not in f.read()
 
 
 def _status(berthd, *args: str) -> dict[str, str]:
