@@ -26,6 +26,7 @@ def run_one(h: dict, name: str, state: bytes) -> None:
     timeout = h.get("timeout")
     rin, win = os.pipe()
     rout, wout = os.pipe()
+    pidfd = -1
     try:
         pid = os.posix_spawn(path, args, env, file_actions=[
             (os.POSIX_SPAWN_DUP2, rin, 0), (os.POSIX_SPAWN_DUP2, wout, 1), (os.POSIX_SPAWN_DUP2, wout, 2)])
@@ -33,21 +34,23 @@ def run_one(h: dict, name: str, state: bytes) -> None:
         for fd in (rin, win, rout, wout):
             os.close(fd)
         raise HookError(f"{name} hook {path}: {e.strerror}") from None
-    os.close(rin)
-    os.close(wout)
+    # Everything after the spawn is inside the try: a TERM/INT (KeyboardInterrupt) arriving at any
+    # point must still kill the hook.
     try:
-        os.write(win, state)
-    except OSError:
-        pass  # the hook does not read stdin
-    os.close(win)
-    pidfd = os.pidfd_open(pid)
-    poll = select.poll()
-    poll.register(pidfd, select.POLLIN)
-    poll.register(rout, select.POLLIN)
-    out = bytearray()
-    deadline = time.monotonic() + timeout if timeout else None
-    exited = False
-    try:
+        os.close(rin)
+        os.close(wout)
+        try:
+            os.write(win, state)
+        except OSError:
+            pass  # the hook does not read stdin
+        os.close(win)
+        pidfd = os.pidfd_open(pid)
+        poll = select.poll()
+        poll.register(pidfd, select.POLLIN)
+        poll.register(rout, select.POLLIN)
+        out = bytearray()
+        deadline = time.monotonic() + timeout if timeout else None
+        exited = False
         while not exited:
             wait = None if deadline is None else max(0, deadline - time.monotonic()) * 1000
             events = poll.poll(wait)
@@ -72,7 +75,8 @@ def run_one(h: dict, name: str, state: bytes) -> None:
             pass
         raise
     finally:
-        os.close(pidfd)
+        if pidfd >= 0:
+            os.close(pidfd)
         os.close(rout)
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
