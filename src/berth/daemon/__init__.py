@@ -29,5 +29,16 @@ before the response is complete. Query it with
 which returns a JSON array, oldest first, of
   {"time": RFC3339, "timeUnix": float, "uid", "gid", "pid": the caller (SO_PEERCRED), "method", "path"
    (without /vN.NN), "query" (without filters), "object" (container/image/volume named by the request,
-   or null), "status": HTTP status, "error": message or null}
+   or null), "status": HTTP status, "error": message or null, "rid": request id}
+A request is logged when routed (status null) and again when answered (same rid); the query merges
+the two. A request berthd died in keeps status null, with error "interrupted: berthd stopped before
+answering"; one still in flight has status null and error null.
+
+Crash safety (tests/daemon/test_crash.py): BERTH_CRASH_AT=<point> SIGKILLs berthd at berth.images.crash
+points: the storage core's (container-fs-created, commit-*, before/after-image-tx, ...) and berthd's
+daemon-created, daemon-monitor-spawned, daemon-started (engine.create/start), daemon-remove-marked,
+daemon-removed (engine.remove), daemon-commit-paused (routers/images). restore() finishes or undoes
+each: a container is whole (created or running) or gone; "removing" is saved before anything is
+deleted, so a removal is finished; a container paused by a commit (CommitPause in container.json) is
+resumed. Exec records are kept in <root>/containers/<id>/exec-<exec id>.json and go with the container.
 """
