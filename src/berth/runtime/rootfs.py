@@ -189,6 +189,23 @@ class Rootfs:
             L.mount("cgroup", target, "tmpfs", base, "mode=755")
         finally:
             os.close(fd)
+        # The tmpfs is new and ours alone (nothing in it can be a symlink planted by the image): its
+        # subdirectories are made and opened relative to it, without resolving the path from the root.
+        top = self._reopen(dest)[0]
+        try:
+            self._cgroup_v1_binds(top, infos, lines, base | ro)
+        finally:
+            os.close(top)
+        if ro:
+            fd, target = self._reopen(dest)
+            try:
+                L.mount(None, target, None, L.MS_REMOUNT | L.MS_RDONLY | base, "mode=755")
+            finally:
+                os.close(fd)
+
+    def _cgroup_v1_binds(self, top: int, infos: list[list[str]], lines: list[list[str]],
+                         flags: int) -> None:
+        """One read-only (per flags) bind per hierarchy of the container's cgroup, in the tmpfs open at top."""
         hier = {}
         for f in infos:
             sep = f.index("-")
@@ -206,30 +223,28 @@ class Rootfs:
             mp, mroot = hier[key]
             rel = path[len(mroot.rstrip("/")):] if path.startswith(mroot) else path
             name = os.path.basename(mp)
-            sub = dest.rstrip("/") + "/" + name
-            fd, target = self._target(sub, True)
             try:
-                L.mount(mp + rel.rstrip("/"), target, None, L.MS_BIND)
+                os.mkdir(name, 0o755, dir_fd=top)
+            except FileExistsError:
+                pass
+            fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=top)
+            try:
+                L.mount(mp + rel.rstrip("/"), f"/proc/self/fd/{fd}", None, L.MS_BIND)
             finally:
                 os.close(fd)
-            fd, target = self._reopen(sub)
+            fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=top)  # now the bind
             try:
-                L.mount(None, target, None, L.MS_BIND | L.MS_REMOUNT | base | ro)
+                L.mount(None, f"/proc/self/fd/{fd}", None, L.MS_BIND | L.MS_REMOUNT | flags)
             finally:
                 os.close(fd)
         # Co-mounted controllers have symlinks on the host (cpu -> cpu,cpuacct): same inside.
         for name in os.listdir("/sys/fs/cgroup"):
             p = "/sys/fs/cgroup/" + name
             if os.path.islink(p):
-                link = self.root + dest.rstrip("/") + "/" + name
-                if not os.path.lexists(link):
-                    os.symlink(os.readlink(p), link)
-        if ro:
-            fd, target = self._reopen(dest)
-            try:
-                L.mount(None, target, None, L.MS_REMOUNT | L.MS_RDONLY | base, "mode=755")
-            finally:
-                os.close(fd)
+                try:
+                    os.symlink(os.readlink(p), name, dir_fd=top)
+                except FileExistsError:
+                    pass
 
     # -- switching root --------------------------------------------------------------------------
     def pivot(self, no_pivot: bool) -> None:
