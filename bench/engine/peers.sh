@@ -2,8 +2,9 @@
 # its own socket / data root / state dirs under $BASE (default /tmp/bench-engine). Sourced by
 # bench/engine/run.sh and bench/storage-peers/run.sh; nothing here touches another process's socket.
 #
-#   engines_start        start berthd and dockerd, write podman's private storage config; sets the
-#                        BERTH, DOCKER, PODMAN command arrays (use "${DOCKER[@]}" ...)
+#   engines_start        start berthd and dockerd (podman needs no daemon); the BERTH, DOCKER, PODMAN
+#                        command arrays are set when this file is sourced (use "${DOCKER[@]}" ...).
+#                        EXEC_TMPFS=1: each engine's exec root / runroot on its own tmpfs
 #   engines_stop         stop every process started here (by pid), unmount, remove $BASE; idempotent
 #   import_rootfs TAR REF   `import` one rootfs tar into the three engines
 #   load_archive TAR     `load` a docker-archive tar into the three engines
@@ -39,6 +40,13 @@ _wait_sock() {  # _wait_sock PATH PID NAME: wait up to 30 s for a unix socket to
 engines_start() {  # engines_start [berth]: with "berth", only berthd
   [ ! -e "$BASE" ] || engines_stop
   mkdir -p "$BASE/berth" "$BASE/docker" "$BASE/podman/tmp"
+  if [ "${EXEC_TMPFS:-0}" = 1 ]; then
+    # runtime state on tmpfs, as /run is on a real host (else it shares the ext4 disk with the data roots)
+    local d
+    for d in "$BASE/berth/exec" "$BASE/docker/exec" "$BASE/podman/run"; do
+      mkdir -p "$d"; mount -t tmpfs -o mode=0700,size=512m bench-exec "$d"
+    done
+  fi
   # berthd: its own root, exec-root and socket
   setsid "$BERTHD" --root "$BASE/berth/root" --exec-root "$BASE/berth/exec" -H "unix://$BASE/berth/berth.sock" \
     --runtime "$BERTH_RUNTIME" --log-level "${BERTH_LOG_LEVEL:-info}" >"$BASE/berthd.log" 2>&1 </dev/null &

@@ -11,7 +11,7 @@
 #
 # Usage: sudo bench/engine/run.sh     env: RUNS (per hyperfine round, 10), ROUNDS (3), WARMUP (3),
 #        IL_RUNS (interleaved rounds, 20), N (idle containers, 20), OUT (/tmp/bench-engine-results),
-#        BASE (/tmp/bench-engine), NICE (e.g. -15: everything, daemons included, at that niceness), SKIP_MEM=1, SKIP_TIME=1
+#        BASE (/tmp/bench-engine), EXEC_TMPFS=1 (exec roots on tmpfs, like /run), NICE (e.g. -15: everything, daemons included, at that niceness), SKIP_MEM=1, SKIP_TIME=1
 # Output: $OUT/summary.md (markdown tables), raw hyperfine / interleave JSON and memory samples in $OUT.
 set -euo pipefail
 # NICE=-15: re-run the whole script (daemons included) at that niceness; the machine is shared

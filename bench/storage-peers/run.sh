@@ -77,17 +77,20 @@ if [ "${SKIP_COW:-0}" != 1 ]; then
   mkdir -p "$BASE/vol"
   head -c "$BIG" /dev/urandom >"$BASE/vol/big.bin"
   V="-v $BASE/vol:/vol"
+  # write back the loads' dirty pages first, so no engine's samples compete with the others' writeback
+  sync; sleep 2
   : >"$OUT/cow-inside.txt"
-  for e in "${ENGINES[@]}"; do
-    for f in /big.bin /vol/big.bin; do
-      for i in $(seq "$SAMPLES"); do
+  for i in $(seq "$SAMPLES"); do   # engines alternate, order rotated per sample
+    for k in 0 1 2; do
+      e=${ENGINES[((i + k) % 3)]}
+      for f in /big.bin /vol/big.bin; do
         t=$(${CLI[$e]} run --rm --network none ${XOPT[$e]} $V bench-cow:latest \
               sh -c "busybox time -f %e sh -c 'echo -n x >> $f' 2>&1; busybox time -f %e sh -c 'echo -n x >> $f' 2>&1" | xargs)
         echo "$e $f $t" >>"$OUT/cow-inside.txt"
       done
     done
-    log "$e: in-container appends done"
   done
+  log "in-container appends done"
   c=()
   for e in "${ENGINES[@]}"; do
     c+=("$e layer=${CLI[$e]} run --rm --network none ${XOPT[$e]} $V bench-cow:latest sh -c 'echo -n x >> /big.bin'")

@@ -65,7 +65,9 @@ def cow(out: str, big: int) -> list[str]:
                   "", "Inside the container (`busybox time -f %e`, 10 ms resolution; a fresh container per sample), "
                   "seconds, median (min–max):", "",
                   "| engine | file | first append | second append | samples |", "|---|---|---|---|---|"]
-        for (e, path), v in first.items():
+        keys = sorted(first, key=lambda k: (ENGINES.index(k[0]) if k[0] in ENGINES else 9, k[1]))
+        for e, path in keys:
+            v = first[(e, path)]
             s = second.get((e, path), [])
             fs = f"{statistics.median(v):.2f} ({min(v):.2f}–{max(v):.2f})" if v else "failed"
             ss = f"{statistics.median(s):.2f}" if s else "–"
