@@ -31,3 +31,33 @@ def test_bad_seccomp_profile_fails_cleanly(rt, bundle, cid):
     p = in_container(bundle, rt, cid, "true", check=False)
     assert p.returncode != 0 and "seccomp" in p.stderr.lower()
     assert rt.ids() == []
+
+
+def test_cache_key_json_matches_json_module():
+    """The cache key's canonical JSON (built without `import json`) is byte-identical to json.dumps's,
+    so keys of entries written before stay valid."""
+    import json
+
+    from berth.seccomp import default_profile
+    from berth.seccomp.cache import canonical_json
+
+    for p in (profile(), default_profile(["CAP_KILL", "CAP_NET_BIND_SERVICE"]),
+              {"b": [1, 2.5, None, True], "a": {"é": "\u2603\n"}, "c": []}):
+        assert canonical_json(p) == json.dumps(p, sort_keys=True, separators=(",", ":"),
+                                               ensure_ascii=True).encode()
+
+
+def test_start_path_does_not_import_json():
+    """A start with a seccomp profile stays clear of json/re/enum (they cost ~10 ms per start)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys\nimport berth.runtime.commands, berth.runtime.process, berth.seccomp\n"
+            "from berth.seccomp import compile_bpf\n"
+            "bad = sorted(m for m in ('json', 're', 'enum', 'typing', 'argparse') if m in sys.modules)\n"
+            "print(','.join(bad))\n")
+    src = os.path.join(os.path.dirname(__file__), "..", "..", "src")
+    out = subprocess.run([sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {src!r})\n" + code],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == ""

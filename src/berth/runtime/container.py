@@ -7,7 +7,7 @@ import select
 from berth.errors import BerthError, Conflict, InvalidArgument, NotFound, Unsupported
 from berth.linux import procfs
 from berth.oci.runtime_spec import validate, validate_process
-from berth.runtime import cgroup, hooks, jsonio, state
+from berth.runtime import cgroup, hooks, jsonio, state, warm
 from berth.runtime.channel import Channel, ChannelError
 from berth.runtime.context import NS_FLAGS, NS_PROC, Context
 
@@ -195,6 +195,7 @@ def create(cid: str, o: Options, foreground_tty: bool = False, start_message: bo
             except OSError as e:
                 raise InvalidArgument(f"config.json: process.oomScoreAdj {proc['oomScoreAdj']}: {e.strerror} "
                                       "(lowering it needs CAP_SYS_RESOURCE)") from None
+        warm.stop()
         chan.send("joined", state=hstate)
         master = None
         while True:
@@ -293,8 +294,7 @@ def run(cid: str, o: Options) -> int:
         L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
     c = create(cid, o, foreground_tty=not o.detach and not o.console_socket, start_message=True)
     try:
-        c.chan.send("start")
-        c.chan.close()
+        c.chan.close()  # init goes on to its program by itself after "ready" (start_message)
         _started(o, c.st)
     except BaseException:
         _destroy(o.root, cid, c.st, force=True, mgr=c.mgr)
@@ -522,6 +522,7 @@ def exec_(cid: str, o: Options, proc: dict, ignore_paused: bool = False) -> int:
         mgr = cgroup.for_state(st)
         if mgr is not None:
             mgr.apply(child)
+        warm.stop()
         chan.send("joined")
         while True:
             msg, fd = chan.recv(with_fd=True)

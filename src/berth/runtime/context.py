@@ -31,7 +31,7 @@ class Context:
         self.seccomp_flags: list[str] = []
         self.is_exec = False
         self.new_keyring = True
-        self.start_message = False           # run: started by a channel message instead of exec.fifo
+        self.start_message = False           # run: init starts at once after "ready" (no exec.fifo)
         self.__dict__.update(kw)
 
     @property

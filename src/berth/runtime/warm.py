@@ -1,10 +1,12 @@
-"""Start the RCU grace period a cgroup migration waits for while we are still importing.
+"""Keep the cgroup migration fast: hold the kernel's migration lock "warm" until the container has moved.
 
-Moving a process into a cgroup takes the kernel's cgroup_threadgroup_rwsem for writing; the first
-writer after a quiet spell waits for an RCU grace period (5-10 ms here), later ones within about one
-grace period are fast. A thread writes our own pid into the cgroup we are already in (a no-op move)
-at start-up, so the grace period runs while the interpreter imports, and the container's real
-migration after fork waits only for what is left of it.
+Moving a process into a cgroup takes the kernel's cgroup_threadgroup_rwsem for writing; a writer that
+comes after a quiet spell waits for an RCU grace period (5-12 ms here), a writer within about one grace
+period of the previous one is fast. A thread writes our own pid into the cgroup we are already in (a
+no-op move) at start-up, so the first grace period runs while the interpreter imports, then repeats
+the no-op every 2 ms until the runtime has moved the container (stop()), so the real migration after
+fork never pays a grace period of its own (measured: one shot alone missed the window, and the
+container's move then waited 12 ms). It gives up after 0.5 s.
 
 The thread may still be inside os.write when the runtime forks: it holds no Python lock then (the GIL
 is released around the call), the child has only the forking thread, and the fd it writes is
@@ -14,31 +16,48 @@ only once the writer has its grace period.
 
 import _thread
 import os
+import time
 
 _done = None  # a lock held while the thread runs
+_stop = False
+_PERIOD = 0.002
+_LIMIT = 0.5
+
+
+def _procs_fd() -> int | None:
+    with open("/proc/self/cgroup", "rb") as f:
+        lines = f.read().decode().splitlines()
+    for line in lines:
+        _h, ctrl, path = line.split(":", 2)
+        base = "/sys/fs/cgroup" if not ctrl else "/sys/fs/cgroup/" + ctrl.split(",")[0].removeprefix("name=")
+        try:
+            fd = os.open(base + path.rstrip("/") + "/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            os.write(fd, str(os.getpid()).encode())
+            return fd
+        except OSError:
+            os.close(fd)
+    return None
 
 
 def _warm(lock) -> None:
+    fd = None
     try:
-        with open("/proc/self/cgroup", "rb") as f:
-            lines = f.read().decode().splitlines()
-        for line in lines:
-            _h, ctrl, path = line.split(":", 2)
-            base = "/sys/fs/cgroup" if not ctrl else "/sys/fs/cgroup/" + ctrl.split(",")[0].removeprefix("name=")
-            try:
-                fd = os.open(base + path.rstrip("/") + "/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
-            except OSError:
-                continue
-            try:
-                os.write(fd, str(os.getpid()).encode())
-                return
-            except OSError:
-                continue
-            finally:
-                os.close(fd)
+        fd = _procs_fd()
+        if fd is None:
+            return
+        pid = str(os.getpid()).encode()
+        end = time.monotonic() + _LIMIT
+        while not _stop and time.monotonic() < end:
+            time.sleep(_PERIOD)
+            os.write(fd, pid)
     except Exception:
         pass
     finally:
+        if fd is not None:
+            os.close(fd)
         lock.release()
 
 
@@ -53,14 +72,20 @@ def start() -> None:
             _done.release()
 
 
+def stop() -> None:
+    """The container has moved (or has no cgroup): no more no-op moves."""
+    global _stop
+    _stop = True
+
+
 def wait() -> None:
-    """Before calls that need a single-threaded process (setns into a time or user namespace)."""
+    """Stop the thread and wait for its end (before calls that need a single-threaded process: setns
+    into a time or user namespace)."""
+    stop()
     if _done is not None:
         _done.acquire()
         _done.release()
         # The thread releases the lock just before it exits: let it finish.
-        import time
-
         for _ in range(100):
             if _thread._count() == 0:
                 break
