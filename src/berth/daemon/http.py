@@ -334,15 +334,28 @@ class _Connection:
         )
         status, err = 500, None
         t0 = time.monotonic()
+        audited = False
+        auditing = bool(self.server.audit) and mutating_of(self.server.router, req)
+
+        def audit_end() -> None:
+            # The answer's record is on disk before the answer is sent (docs/architecture.md).
+            nonlocal audited
+            if auditing and not audited:
+                audited = True
+                try:
+                    self.server.audit(req, status, err)
+                except Exception:
+                    log.exception("audit failed")
         try:
             try:
                 handler, params, mutating = self.server.router.match(req.method, path)
             except _HTTPError as e:
                 status, err = e.status, str(e)
+                audit_end()
                 await self._send_simple(status, _err_body(err), "application/json")
                 return True
             req.params = params
-            if self.server.audit and mutating_of(self.server.router, req):
+            if auditing:
                 try:
                     self.server.audit(req, None, None)  # begin: a crash mid-request still leaves a trace
                 except Exception:
@@ -351,6 +364,7 @@ class _Connection:
                 result = await handler(req)
             except errors.BerthError as e:
                 status, err = status_for(e), str(e)
+                audit_end()
                 await self._send_simple(status, _err_body(err), "application/json")
                 return True
             except asyncio.CancelledError:
@@ -358,10 +372,12 @@ class _Connection:
             except Exception as e:
                 log.error("handler %s %s failed:\n%s", req.method, path, traceback.format_exc())
                 status, err = 500, f"{type(e).__name__}: {e}"
+                audit_end()
                 await self._send_simple(status, _err_body(err), "application/json")
                 return True
             if isinstance(result, Response):
                 status = result.status
+                audit_end()
                 await self._send_simple(result.status, result.body, result.content_type, result.headers,
                                         head=req.method == "HEAD")
                 return True
@@ -375,11 +391,7 @@ class _Connection:
             raise TypeError(f"handler returned {type(result).__name__}")
         finally:
             log.debug("%s %s -> %s (%.1f ms)", req.method, path, status, (time.monotonic() - t0) * 1e3)
-            if self.server.audit and (mutating_of(self.server.router, req)):
-                try:
-                    self.server.audit(req, status, err)
-                except Exception:
-                    log.exception("audit failed")
+            audit_end()  # streams and hijacks: when they end
 
     async def _send_simple(self, status: int, body: bytes, ctype: str | None,
                            extra: list[tuple[str, str]] | None = None, head: bool = False) -> None:
