@@ -166,3 +166,28 @@ def test_socket_group_and_single_instance(fresh_berthd):
                         "--root", d.root, "--exec-root", d.exec_root], capture_output=True, timeout=30,
                        env={**os.environ, "PYTHONPATH": src})
     assert r.returncode != 0 and b"another berthd" in r.stderr
+
+
+@pytest.mark.slow
+def test_50_concurrent_dockerpy_run_remove(berthd, cname):
+    """docker-py's run(remove=True): create, start, wait, logs and an explicit DELETE, 50 at once."""
+    import docker
+
+    clients = [docker.DockerClient(base_url=berthd.host, timeout=240, max_pool_size=4) for _ in range(5)]
+
+    def one(i: int) -> bytes | str:
+        try:
+            return clients[i % 5].containers.run("busybox", ["echo", f"p{i}"], remove=True,
+                                                 labels={"batch": cname})
+        except Exception as e:  # reported with its index below
+            return f"{type(e).__name__}: {e}"
+
+    try:
+        with ThreadPoolExecutor(50) as ex:
+            results = list(ex.map(one, range(50)))
+        bad = [(i, r) for i, r in enumerate(results) if r != f"p{i}\n".encode()]
+        assert not bad, bad[:3]
+        assert clients[0].containers.list(all=True, filters={"label": f"batch={cname}"}) == []
+    finally:
+        for cl in clients:
+            cl.close()
