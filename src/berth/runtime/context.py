@@ -30,6 +30,7 @@ class Context:
         self.bpf: bytes | None = None
         self.seccomp_flags: list[str] = []
         self.is_exec = False
+        self.tramp_fd: int | None = None      # the sealed trampoline memfd (made by the runtime before fork)
         self.new_keyring = True
         self.start_message = False           # run: init starts at once after "ready" (no exec.fifo)
         self.__dict__.update(kw)

@@ -221,7 +221,7 @@ def _prepare_process(ctx: Context, p: dict) -> tuple[str, dict, int | None]:
     if "HOME" not in env:
         env["HOME"] = _home(uid)
     path = _lookpath(p["args"][0], env)
-    tramp = trampoline.memfd() if trampoline.available() else None
+    tramp = ctx.tramp_fd
     nnp = bool(p.get("noNewPrivileges"))
     if nnp:
         L.prctl(L.PR_SET_NO_NEW_PRIVS, 1)

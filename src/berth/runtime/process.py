@@ -10,7 +10,7 @@ import os
 import sys
 
 from berth.linux import libc as L
-from berth.runtime import init, warm
+from berth.runtime import init, trampoline, warm
 from berth.runtime.channel import Channel
 from berth.runtime.context import NS_FLAGS, Context
 
@@ -79,9 +79,28 @@ def _time_offsets(ctx: Context) -> None:
             f.write(lines)
 
 
+def _trampoline(ctx: Context) -> None:
+    if trampoline.available():
+        ctx.tramp_fd = trampoline.memfd(3 + ctx.preserve_fds)
+
+
+def _close_trampoline(ctx: Context) -> None:
+    if ctx.tramp_fd is not None:
+        os.close(ctx.tramp_fd)
+        ctx.tramp_fd = None
+
+
 def spawn_init(ctx: Context) -> tuple[int, Channel]:
     """Fork the container's init; it sets up, and waits for "joined" once it needs its cgroup.
     -> (host pid, channel)."""
+    _trampoline(ctx)
+    try:
+        return _spawn_init(ctx)
+    finally:
+        _close_trampoline(ctx)
+
+
+def _spawn_init(ctx: Context) -> tuple[int, Channel]:
     ours, theirs = Channel.pair()
     _flush()
     if not ctx.userns:
@@ -155,15 +174,19 @@ def _write_maps(pid: int, linux: dict) -> None:
 
 def spawn_exec(ctx: Context) -> tuple[int, Channel]:
     """Fork a process that joins the container (its pid namespace entered through us)."""
-    ours, theirs = Channel.pair()
-    _flush()
-    restore = _enter_for_children(ctx)
+    _trampoline(ctx)
     try:
-        pid = os.fork()
-        if pid == 0:
-            ours.close()
-            init.exec_child(ctx, theirs)
+        ours, theirs = Channel.pair()
+        _flush()
+        restore = _enter_for_children(ctx)
+        try:
+            pid = os.fork()
+            if pid == 0:
+                ours.close()
+                init.exec_child(ctx, theirs)
+        finally:
+            _restore(restore)
+        theirs.close()
+        return pid, ours
     finally:
-        _restore(restore)
-    theirs.close()
-    return pid, ours
+        _close_trampoline(ctx)
