@@ -162,7 +162,15 @@ def test_kill9_mid_run(crash_berthd, cname):
     else:
         c = json.loads(r.stdout)[0]
         if not c["State"]["Running"]:
+            # undone to "created": no mount, cgroup, runtime state or monitor of it is left
             assert c["State"]["Status"] == "created"
+            with open("/proc/self/mountinfo") as f:
+                assert [line for line in f if d.base in line.split()[4]] == []
+            for ctl in os.listdir("/sys/fs/cgroup"):
+                assert not os.path.exists(f"/sys/fs/cgroup/{ctl}/berth/{c['Id']}")
+            assert not os.path.exists(os.path.join(d.exec_root, "runtime", c["Id"]))
+            assert not os.path.exists(os.path.join(d.exec_root, "containers", c["Id"]))
+            assert len(procs_of(d)) <= 1, procs_of(d)  # the monitor zygote, no monitor
             d.docker("start", cname)
         log = c["LogPath"]
         wait_for(lambda: os.path.exists(log) and "hello" in open(log).read(), "the container's output")  # noqa: SIM115

@@ -502,11 +502,14 @@ class Engine:
             c.health_task = None
         code = int(msg.get("exit", 255))
         oom = bool(msg.get("oom"))
+        t0 = time.monotonic()
         try:
             await self.to_thread(self.store.unmount_container_fs, c.id)
         except Exception as e:
             log.warning("unmount %s: %s", c.id, e)
+        t_unmount = time.monotonic()
         await self.to_thread(_destroy_cgroup, c.id)
+        t_cgroup = time.monotonic()
         c.state.update({"Status": "exited", "Running": False, "Paused": False, "Restarting": False,
                         "Pid": 0, "ExitCode": code, "OOMKilled": oom,
                         "FinishedAt": msg.get("finishedAt") or now_rfc3339(), "Error": msg.get("error", "")})
@@ -523,6 +526,7 @@ class Engine:
             c.state["Status"] = "restarting"
         if not c.removed:
             c.save()
+        t_saved = time.monotonic()
         waiters, c.exit_waiters = c.exit_waiters, []
         for f in waiters:
             if not f.done():
@@ -532,7 +536,13 @@ class Engine:
                 await self.remove(c, force=True, volumes=False)
             except Exception as e:
                 log.warning("auto-remove %s: %s", c.id, e)
-        elif restart:
+        from berth.daemon.container import parse_rfc3339
+
+        lag = (time.time() - (time.monotonic() - t0) - parse_rfc3339(msg.get("finishedAt") or "")) * 1e3
+        log.debug("exit %s: reported %.1f ms after it, unmount %.1f ms, cgroup %.1f ms, state %.1f ms, "
+                  "auto-remove %.1f ms", c.id[:12], lag if msg.get("finishedAt") else -1, (t_unmount - t0) * 1e3, (t_cgroup - t_unmount) * 1e3, (t_saved - t_cgroup) * 1e3,
+                  (time.monotonic() - t_saved) * 1e3)
+        if restart and not c.host_config.get("AutoRemove"):
             c.restart_task = self.spawn_bg(self._restart_later(c))
 
     async def _start_failed(self, c: Container, msg: str) -> None:
