@@ -40,5 +40,7 @@ daemon-created, daemon-monitor-spawned, daemon-started (engine.create/start), da
 daemon-removed (engine.remove), daemon-commit-paused (routers/images). restore() finishes or undoes
 each: a container is whole (created or running) or gone; "removing" is saved before anything is
 deleted, so a removal is finished; a container paused by a commit (CommitPause in container.json) is
-resumed. Exec records are kept in <root>/containers/<id>/exec-<exec id>.json and go with the container.
+resumed. Exec records are kept in <root>/containers/<id>/exec-<exec id>.json and go with the container;
+the monitor writes each exec's exit code to <exec-root>/containers/<id>/exec-<id[:12]>.exit, which is
+how an exec that outlived a berthd restart gets its code.
 """

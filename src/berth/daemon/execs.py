@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import secrets
+import time
 from dataclasses import dataclass, field
 
 from berth import errors
@@ -23,6 +24,7 @@ class ExecRecord:
     pid: int = 0
     started: bool = False
     adopted: bool = False  # loaded from disk after a restart: no berthd task reads its exit
+    gone_since: float = 0.0  # (adopted) when its process was first seen gone
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -60,17 +62,35 @@ class ExecRecord:
                          adopted=True)
             except (OSError, ValueError, KeyError, TypeError):
                 continue
-            if ex.running and not (c.running and ex.pid and os.path.exists(f"/proc/{ex.pid}")):
-                ex.running = False
+            if ex.running:
+                ex.settle_adopted()
             if ex.started and not ex.running:
                 ex.done.set()
             out.append(ex)
         return out
 
+    def settle_adopted(self) -> None:
+        """An exec that was running when the previous berthd died: the monitor leaves its exit
+        code in exec-<id>.exit when nobody reads it; a vanished process without one has no code."""
+        c = self.container
+        try:
+            with open(os.path.join(c.rundir, f"exec-{self.id[:12]}.exit")) as f:
+                self.exit_code = int(json.load(f)["exit"])
+        except (OSError, ValueError, KeyError, TypeError):
+            if c.running and self.pid and os.path.exists(f"/proc/{self.pid}"):
+                return
+            # reaped, but the monitor may still be draining its output before it writes the code
+            if c.running and self.gone_since == 0.0:
+                self.gone_since = time.monotonic()
+            if c.running and time.monotonic() - self.gone_since < 2.0:
+                return
+        self.running = False
+        self.done.set()
+        self.save()
+
     def inspect(self) -> dict:
-        if self.adopted and self.running and not os.path.exists(f"/proc/{self.pid}"):
-            self.running = False
-            self.done.set()
+        if self.adopted and self.running:
+            self.settle_adopted()
         cfg = self.config
         cmd = cfg.get("Cmd") or []
         pc = {"tty": bool(cfg.get("Tty")), "entrypoint": cmd[0] if cmd else "", "arguments": cmd[1:],

@@ -855,6 +855,16 @@ class Monitor:
         for k, v in list(self.execs.items()):
             if v is ex:
                 del self.execs[k]
+                # For a berthd that restarted meanwhile (the old one's connection may look open
+                # until a write fails): the code where the next one looks. No fsync: it only
+                # has to outlive berthd, not the machine.
+                path = os.path.join(self.cfg["rundir"], "exec-{}.exit".format(k[:12]))  # noqa: UP032
+                try:
+                    with open(path + ".tmp", "w") as f:
+                        f.write(json.dumps({"exit": ex.status}))
+                    os.rename(path + ".tmp", path)
+                except OSError:
+                    pass
         if cl.fd in self.clients:
             self.send(cl, control({"exit": ex.status}))
             cl.closing = True
