@@ -11,7 +11,6 @@ rule, which makes everything not allowed afterwards denied.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import struct
@@ -107,8 +106,9 @@ _F_ALLOW_MULTI = 2
 _libc = None
 
 
-def _bpf(cmd: int, attr: ctypes.Array) -> int:
+def _bpf(cmd: int, attr: bytearray) -> int:  # a ctypes char array (ctypes is imported lazily)
     global _libc
+    import ctypes  # lazy: on v1 hosts only rule_line is used, and ctypes costs ~2.5 ms
     if _libc is None:
         _libc = ctypes.CDLL(None, use_errno=True)
         _libc.syscall.restype = ctypes.c_long
@@ -123,6 +123,7 @@ def _bpf(cmd: int, attr: ctypes.Array) -> int:
 
 def load(prog: bytes) -> int:
     """BPF_PROG_LOAD; returns the program fd. The verifier's log is in the error when it refuses."""
+    import ctypes  # lazy: on v1 hosts only rule_line is used, and ctypes costs ~2.5 ms
     insns = ctypes.create_string_buffer(prog, len(prog))
     lic = ctypes.create_string_buffer(b"Apache-2.0")
     log = ctypes.create_string_buffer(65536)
@@ -142,6 +143,7 @@ def load(prog: bytes) -> int:
 
 def attached(cgroup_fd: int) -> list[int]:
     """Program ids attached (directly) to the cgroup for device checks."""
+    import ctypes  # lazy: on v1 hosts only rule_line is used, and ctypes costs ~2.5 ms
     ids = (ctypes.c_uint32 * 64)()
     attr = ctypes.create_string_buffer(128)
     struct.pack_into("<IIIIQI", attr, 0, cgroup_fd, _ATTACH_CGROUP_DEVICE, 0, 0, ctypes.addressof(ids), 64)
@@ -152,6 +154,7 @@ def attached(cgroup_fd: int) -> list[int]:
 
 def apply(cgroup_dir: str, rules: list[dict]) -> None:
     """Replace the cgroup's device program with one built from `rules` (no gap without a filter)."""
+    import ctypes  # lazy: on v1 hosts only rule_line is used, and ctypes costs ~2.5 ms
     prog = assemble(rules)                  # validates before touching the kernel
     try:
         cg = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -176,6 +179,7 @@ def apply(cgroup_dir: str, rules: list[dict]) -> None:
 
 
 def _detach(cg: int, prog_id: int, cgroup_dir: str) -> None:
+    import ctypes  # lazy: on v1 hosts only rule_line is used, and ctypes costs ~2.5 ms
     attr = ctypes.create_string_buffer(128)
     struct.pack_into("<I", attr, 0, prog_id)
     try:

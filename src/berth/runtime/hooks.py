@@ -13,6 +13,9 @@ class HookError(BerthError):
     pass
 
 
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+
 def run_all(hooks: list[dict], kind: str, state: dict) -> None:
     data = jsonio.dumps(state).encode()
     for i, h in enumerate(hooks or ()):
@@ -27,16 +30,19 @@ def run_one(h: dict, name: str, state: bytes) -> None:
     rin, win = os.pipe()
     rout, wout = os.pipe()
     pidfd = -1
+    # A TERM/HUP/INT (KeyboardInterrupt, see container.create) must never leave the hook running: hold
+    # them until the hook's pid is known and the cleanup below is armed (the hook gets an empty mask).
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
     try:
-        pid = os.posix_spawn(path, args, env, file_actions=[
+        pid = os.posix_spawn(path, args, env, setsigmask=(), file_actions=[
             (os.POSIX_SPAWN_DUP2, rin, 0), (os.POSIX_SPAWN_DUP2, wout, 1), (os.POSIX_SPAWN_DUP2, wout, 2)])
     except OSError as e:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
         for fd in (rin, win, rout, wout):
             os.close(fd)
         raise HookError(f"{name} hook {path}: {e.strerror}") from None
-    # Everything after the spawn is inside the try: a TERM/INT (KeyboardInterrupt) arriving at any
-    # point must still kill the hook.
     try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)  # a held signal is handled from here on
         os.close(rin)
         os.close(wout)
         try:
