@@ -289,3 +289,57 @@ def test_exec_records_survive_restart_and_go_with_container(fresh_berthd, cname)
             cl.api.exec_inspect(done)
     finally:
         cl.close()
+
+
+def test_kill9_under_concurrent_runs(fresh_berthd, cname):
+    """SIGKILL while 16 `run -d` requests are in flight, at whatever stage each one is: after the
+    restart each container is whole (runs, stops with its code, logged once) or gone."""
+    import threading
+
+    d = fresh_berthd
+    names = [f"{cname}-{i}" for i in range(16)]
+    started = threading.Barrier(len(names) + 1)
+
+    def one(n: str) -> None:
+        started.wait()
+        subprocess.run([*d.docker_cmd.split(), "run", "-d", "--name", n, "busybox", "sh", "-c", LOOP],
+                       capture_output=True, timeout=120)
+
+    threads = [threading.Thread(target=one, args=(n,)) for n in names]
+    for t in threads:
+        t.start()
+    started.wait()
+    cdir = os.path.join(d.root, "containers")
+    wait_for(lambda: sum(os.path.exists(os.path.join(cdir, e, "container.json")) for e in os.listdir(cdir)) >= 3,
+             "some creates", 60)
+    d.stop(signal.SIGKILL)
+    for t in threads:
+        t.join(130)
+    ids = ids_on_disk(d)
+    d.start()
+    whole = 0
+    for n in names:
+        r = d.docker("inspect", n, check=False)
+        if r.returncode != 0:
+            continue
+        whole += 1
+        c = json.loads(r.stdout)[0]
+        assert c["State"]["Status"] in ("created", "running"), c["State"]
+        if c["State"]["Status"] == "created":
+            d.docker("start", n)
+        log = c["LogPath"]
+        wait_for(lambda log=log: os.path.exists(log) and "hello" in open(log).read(), f"output of {n}")  # noqa: SIM115
+    print(f"{whole} of {len(names)} containers whole after the restart")
+    assert whole >= 1
+    ps = d.out("ps", "-a", "--filter", f"name={cname}-", "--format", "{{.Names}} {{.State}}").split("\n")
+    assert sorted(x for x in ps if x) == sorted(f"{n} running" for n in names
+                                                 if d.docker("inspect", n, check=False).returncode == 0)
+    live = [n for n in names if d.docker("inspect", n, check=False).returncode == 0]
+    d.docker("stop", "-t", "10", *live)
+    for n in live:
+        st = d.inspect(n)["State"]
+        assert (st["Status"], st["ExitCode"]) == ("exited", 3), (n, st)
+        with open(d.inspect(n)["LogPath"]) as f:
+            assert [json.loads(line)["log"] for line in f] == ["hello\n"]
+    d.docker("rm", *live)
+    assert_nothing_left(d, ids | {c for c in ids_on_disk(d)})
