@@ -39,6 +39,14 @@ class Channel:
 
     def recv(self, with_fd: bool = False) -> "tuple[dict | None, int | None]":
         """Next message (None at EOF) and the fd it carried, if any."""
+        try:
+            return self._recv(with_fd)
+        except ConnectionResetError:
+            # The peer exited with a message of ours unread: the kernel reports that once, ahead of
+            # what the peer sent before it exited (its error message). Read on.
+            return self._recv(with_fd)
+
+    def _recv(self, with_fd: bool) -> "tuple[dict | None, int | None]":
         if with_fd:
             data, anc, _flags, _addr = self.sock.recvmsg(_MAX, _socket.CMSG_SPACE(4))
             fd = None

@@ -186,8 +186,12 @@ def create(cid: str, o: Options, foreground_tty: bool = False, start_message: bo
         if mgr is not None:
             st["cgroups_path"] = mgr.path
             mgr.apply(pid)
-            if linux.get("resources"):
-                mgr.set(_with_default_devices(linux["resources"], linux.get("devices") or []))
+        warm.stop()
+        # "joined" as soon as init is in its cgroup (its cgroup mount needs only that); the limits are
+        # written while it goes on with its mounts, and "limited" comes before it may exec.
+        chan.send("joined", state=hstate)
+        if mgr is not None and linux.get("resources"):
+            mgr.set(_with_default_devices(linux["resources"], linux.get("devices") or []))
         if proc.get("oomScoreAdj") is not None:
             try:
                 with open(f"/proc/{pid}/oom_score_adj", "w") as f:
@@ -195,8 +199,10 @@ def create(cid: str, o: Options, foreground_tty: bool = False, start_message: bo
             except OSError as e:
                 raise InvalidArgument(f"config.json: process.oomScoreAdj {proc['oomScoreAdj']}: {e.strerror} "
                                       "(lowering it needs CAP_SYS_RESOURCE)") from None
-        warm.stop()
-        chan.send("joined", state=hstate)
+        try:
+            chan.send("limited")
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # init failed meanwhile: its error message is read below
         master = None
         while True:
             msg, fd = chan.recv(with_fd=True)

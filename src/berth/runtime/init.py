@@ -49,6 +49,14 @@ def _init_setup(ctx: Context, chan: Channel) -> None:
         finally:
             os.close(fd)
     joined: list = []
+    limited: list = []
+
+    def limits() -> None:
+        """Wait until the runtime has written the cgroup limits (device rules included)."""
+        if not limited:
+            cgroups()
+            chan.expect("limited")
+            limited.append(True)
 
     def cgroups() -> str:
         """Wait until the runtime has put us in our cgroup ("joined", which also brings the OCI state
@@ -87,9 +95,10 @@ def _init_setup(ctx: Context, chan: Channel) -> None:
         root.prepare(linux.get("rootfsPropagation"))
         root.mount_all(cfg.get("mounts") or [])
         if not root.dev_bound:
+            limits()  # mknod is checked against the device rules: not while they are being written
             devices.create_all(ctx.rootfs, linux.get("devices") or [], ctx.userns)
             devices.symlinks(ctx.rootfs)
-    cgroups()  # from here on, resources are limited and accounted
+    limits()  # from here on, resources are limited and accounted
     state = joined[1]
     hk = cfg.get("hooks") or {}
     if hk.get("prestart") or hk.get("createRuntime"):
