@@ -8,7 +8,7 @@ import os
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 
-from berth.daemon.container import parse_rfc3339
+from berth.daemon.container import parse_rfc3339_ns
 from berth.daemon.monitorctl import frame
 
 _POLL = 0.05
@@ -32,12 +32,13 @@ def _render(rec: dict, tty: bool, timestamps: bool) -> bytes:
     return frame(2 if rec.get("stream") == "stderr" else 1, data)
 
 
-def _keep(rec: dict, stdout: bool, stderr: bool, since: float, until: float) -> bool:
+def _keep(rec: dict, stdout: bool, stderr: bool, since: int, until: int) -> bool:
+    """since/until: unix nanoseconds (0: unbounded)."""
     s = rec.get("stream")
     if (s == "stdout" and not stdout) or (s == "stderr" and not stderr):
         return False
     if since or until:
-        t = parse_rfc3339(rec.get("time", ""))
+        t = parse_rfc3339_ns(rec.get("time", ""))
         if since and t < since:
             return False
         if until and t > until:
@@ -46,7 +47,7 @@ def _keep(rec: dict, stdout: bool, stderr: bool, since: float, until: float) -> 
 
 
 async def read_logs(path: str, *, tty: bool, stdout: bool, stderr: bool, follow: bool, tail: int | None,
-                    since: float, until: float, timestamps: bool,
+                    since: int, until: int, timestamps: bool,
                     running: Callable[[], bool]) -> AsyncIterator[bytes]:
     files = _files(path)
     recs: deque[dict] | list[dict] = deque(maxlen=tail) if tail is not None and tail >= 0 else []

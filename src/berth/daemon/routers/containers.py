@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 
 from berth import errors
 from berth.daemon import monitorctl
-from berth.daemon.container import Container, parse_rfc3339
+from berth.daemon.container import Container, parse_rfc3339, parse_rfc3339_ns
 from berth.daemon.engine import Engine, parse_signal
 from berth.daemon.http import Hijack, Request, Router, Stream, close_hijacked, empty, json_response
 from berth.daemon.logs import read_logs
@@ -427,16 +428,18 @@ def _int(v: str, name: str) -> int:
         raise errors.InvalidArgument(f"invalid value for {name}: {v!r}")
 
 
-def _ts(v: str | None) -> float:
+def _ts(v: str | None) -> int:
+    """A --since/--until value (unix seconds with up to 9 decimals, as the CLI sends, or RFC3339)
+    as unix nanoseconds, exactly."""
     if not v:
-        return 0.0
+        return 0
+    m = re.fullmatch(r"(\d+)(?:\.(\d{0,9}))?", v.strip())
+    if m:
+        return int(m.group(1)) * 1_000_000_000 + int(((m.group(2) or "") + "000000000")[:9])
     try:
-        return float(v)
+        return parse_rfc3339_ns(v)
     except ValueError:
-        try:
-            return parse_rfc3339(v)
-        except ValueError:
-            raise errors.InvalidArgument(f"invalid time value {v!r}")
+        raise errors.InvalidArgument(f"invalid time value {v!r}")
 
 
 _ = time
