@@ -150,6 +150,28 @@ RESOLVE_BENEATH = 0x08
 RESOLVE_IN_ROOT = 0x10
 
 
+SYS_mount_setattr = 442
+AT_EMPTY_PATH = 0x1000
+AT_RECURSIVE = 0x8000
+# MOUNT_ATTR_RDONLY/NOSUID/NODEV/NOEXEC have the values of MS_RDONLY/NOSUID/NODEV/NOEXEC.
+_MOUNT_ATTRS = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
+
+
+class _MountAttr(cdll.Structure):
+    _fields_ = [("attr_set", cdll.c_uint64), ("attr_clr", cdll.c_uint64), ("propagation", cdll.c_uint64),
+                ("userns_fd", cdll.c_uint64)]
+
+
+def mount_setattr_recursive(fd: int, ms_flags: int) -> None:
+    """Set ro/nosuid/nodev/noexec (given as MS_* flags) on the mount open at fd and every mount below."""
+    if ms_flags & ~_MOUNT_ATTRS:
+        raise ValueError(f"mount_setattr: flags {ms_flags:#x} beyond ro/nosuid/nodev/noexec")
+    attr = _MountAttr(ms_flags, 0, 0, 0)
+    if _syscall(SYS_mount_setattr, fd, b"", AT_EMPTY_PATH | AT_RECURSIVE, cdll.byref(attr),
+                cdll.sizeof(attr)) != 0:
+        raise _fail("mount_setattr")
+
+
 def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
     how = _OpenHow(flags, mode, resolve)
     fd = _syscall(SYS_openat2, dirfd, _b(path), cdll.byref(how), cdll.sizeof(how))

@@ -207,6 +207,7 @@ class Rootfs:
                          flags: int) -> None:
         """One read-only (per flags) bind per hierarchy of the container's cgroup, in the tmpfs open at top."""
         hier = {}
+        names: list[str] = []
         for f in infos:
             sep = f.index("-")
             fstype, opts = f[sep + 1], f[sep + 3].split(",")
@@ -232,6 +233,16 @@ class Rootfs:
                 L.mount(mp + rel.rstrip("/"), f"/proc/self/fd/{fd}", None, L.MS_BIND)
             finally:
                 os.close(fd)
+            names.append(name)
+        # The binds' flags: one mount_setattr over the tmpfs and all of them (else one remount each).
+        try:
+            if not flags:
+                raise OSError(22, "no flags to set")  # a bind remount without flags clears the source's
+            L.mount_setattr_recursive(top, flags)
+            names = []
+        except OSError:
+            pass
+        for name in names:
             fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=top)  # now the bind
             try:
                 L.mount(None, f"/proc/self/fd/{fd}", None, L.MS_BIND | L.MS_REMOUNT | flags)
