@@ -709,7 +709,10 @@ class Engine:
         if c.restart_task:
             c.restart_task.cancel()
         c.state["Status"] = "removing"
-        c.save()  # a crash from here on: restore finishes the removal
+        try:
+            c.save()  # a crash from here on: restore finishes the removal
+        except OSError as e:  # a half-gone directory: remove what is left all the same
+            log.warning("saving %s before its removal: %s", c.id, e)
         crash.point("daemon-remove-marked")
         for eid in list(c.exec_ids):
             self.execs.pop(eid, None)
