@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import secrets
 import time
@@ -12,6 +13,8 @@ from dataclasses import dataclass, field
 from berth import errors
 from berth.daemon import monitorctl, spec
 from berth.daemon.container import Container
+
+log = logging.getLogger("berthd.execs")
 
 
 @dataclass
@@ -165,13 +168,17 @@ async def start(eng, ex: ExecRecord, detach: bool):
     if not c.running:
         raise errors.Conflict(f"Container {c.id} is not running")
     ex.started = True
+    t0 = time.monotonic()
     proc = process_json(c, ex.config)
     path = os.path.join(c.rundir, f"exec-{ex.id[:12]}.json")
     monitorctl.write_json_atomic(path, proc)
     req = {"op": "exec", "id": ex.id, "process": path, "tty": bool(ex.config.get("Tty")),
            "stdin": bool(ex.config.get("AttachStdin")) and not detach}
+    t_spec = time.monotonic()
     reader, writer = await monitorctl.connect(c.sock, req)
     first = await monitorctl.read_frame(reader)
+    log.debug("exec %s in %s: process spec %.1f ms, monitor+runtime exec %.1f ms", ex.id[:12], c.id[:12],
+              (t_spec - t0) * 1e3, (time.monotonic() - t_spec) * 1e3)
     if first is None:
         writer.close()
         raise errors.SystemError_("the container monitor closed the exec connection")
