@@ -54,8 +54,8 @@ def test_start_path_does_not_import_json():
     import subprocess
     import sys
 
-    code = ("import sys\nimport berth.runtime.commands, berth.runtime.process, berth.runtime.rootfs, berth.seccomp\n"
-            "import berth.cgroups, berth.cgroups.devices_bpf\n"
+    code = ("import sys\nimport berth.runtime.commands, berth.runtime.process, berth.runtime.init, berth.runtime.rootfs\n"
+            "import berth.seccomp, berth.cgroups, berth.cgroups.devices_bpf\n"
             "from berth.seccomp import compile_bpf\n"
             "bad = sorted(m for m in ('json', 're', 'enum', 'typing', 'argparse', 'ctypes') if m in sys.modules)\n"
             "print(','.join(bad))\n")

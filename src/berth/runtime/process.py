@@ -10,9 +10,17 @@ import os
 import sys
 
 from berth.linux import libc as L
-from berth.runtime import init, trampoline, warm
+from berth.runtime import trampoline, warm
 from berth.runtime.channel import Channel
 from berth.runtime.context import NS_FLAGS, Context
+
+
+def _init():
+    """berth.runtime.init, imported in the forked child: its modules load there (while the runtime
+    moves it into its cgroup) instead of on the runtime's path before the fork."""
+    from berth.runtime import init
+
+    return init
 
 
 def _flush() -> None:
@@ -109,7 +117,7 @@ def _spawn_init(ctx: Context) -> tuple[int, Channel]:
             pid = os.fork()
             if pid == 0:
                 ours.close()
-                init.container_init(ctx, theirs)
+                _init().container_init(ctx, theirs)
         finally:
             _restore(restore)
         theirs.close()
@@ -151,11 +159,11 @@ def _intermediate(ctx: Context, chan: Channel):
         _enter_for_children(ctx)
         pid = os.fork()
         if pid == 0:
-            init.container_init(ctx, chan)
+            _init().container_init(ctx, chan)
         chan.send("pid", pid=pid)
     except BaseException as e:
         try:
-            chan.send("error", msg=init._message(e))
+            chan.send("error", msg=_init()._message(e))
         finally:
             os._exit(1)
     os._exit(0)
@@ -183,7 +191,7 @@ def spawn_exec(ctx: Context) -> tuple[int, Channel]:
             pid = os.fork()
             if pid == 0:
                 ours.close()
-                init.exec_child(ctx, theirs)
+                _init().exec_child(ctx, theirs)
         finally:
             _restore(restore)
         theirs.close()
