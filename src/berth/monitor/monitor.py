@@ -52,12 +52,24 @@ def control(obj):
     return frame(CONTROL, json.dumps(obj).encode())
 
 
-def set_subreaper():
-    import ctypes  # only here: ctypes is the largest import this process makes
+def prctl(option, arg):
+    """prctl(2) through berth.linux.cdll (the _ctypes core: the ctypes package would cost every
+    monitor ~100 kB private and ~400 kB resident memory), ctypes if that is missing."""
+    try:
+        from berth.linux.cdll import Lib, get_errno
 
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+        libc = Lib()
+    except ImportError:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        get_errno = ctypes.get_errno
+    if libc.prctl(option, arg, 0, 0, 0) != 0:
+        raise OSError(get_errno(), f"prctl({option})")
+
+
+def set_subreaper():
+    prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
 def rfc3339nano(ns):

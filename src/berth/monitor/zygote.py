@@ -21,10 +21,7 @@ PR_SET_PDEATHSIG = 1
 
 
 def _pdeathsig():
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    monitor.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def main(argv=None):
