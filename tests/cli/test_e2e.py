@@ -111,6 +111,43 @@ def test_stdin_and_output_both_large(b):
     assert r.stdout[80 * 65536:].decode().strip() == __import__("hashlib").md5(data).hexdigest()
 
 
+def test_detach_keys_are_data_without_tty(b):
+    """dockerd applies detach keys only with -t: ctrl-p ctrl-q in piped stdin are just bytes."""
+    data = b"a\x10\x11b\n" + bytes(range(256)) + b"\x10\x11"
+    r = b("run", "--rm", "-i", "busybox", "cat", input=data)
+    assert r.returncode == 0, r.err
+    assert r.stdout == data
+
+
+def test_rm_f_with_unread_stdin_attached(b, unique_name):
+    """A container that never reads its stdin while the client pushes lots of it: `rm -f` still
+    removes it and the attached `run -i` ends."""
+    p = subprocess.Popen([BERTH, "run", "-i", "--name", unique_name, "busybox", "sleep", "300"],
+                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=b.env)
+    import threading
+
+    def feed():
+        try:
+            for _ in range(160):
+                p.stdin.write(bytes(65536))  # type: ignore[union-attr]
+            p.stdin.close()  # type: ignore[union-attr]
+        except (BrokenPipeError, OSError, ValueError):
+            pass
+
+    t = threading.Thread(target=feed, daemon=True)
+    t.start()
+    try:
+        wait_for(lambda: b.ok("ps", "-q", "--filter", f"name={unique_name}").strip(), what="container running")
+        r = b("rm", "-f", unique_name, timeout=60)
+        assert r.returncode == 0, r.err
+        assert p.wait(timeout=60) != 0
+        assert b.ok("ps", "-aq", "--filter", f"name={unique_name}") == ""
+    finally:
+        p.kill()
+        p.wait()
+        b("rm", "-f", unique_name)
+
+
 def test_stdout_stderr_split(b):
     r = b("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2")
     assert (r.out, r.err) == ("out\n", "err\n")

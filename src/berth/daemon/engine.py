@@ -30,6 +30,7 @@ log = logging.getLogger("berthd.engine")
 
 _NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 _STOP_TIMEOUT = 10
+_MONITOR_CALL_TIMEOUT = 10.0  # seconds for a runtime command run by a monitor
 
 
 def parse_signal(sig: str | int | None, default: int = _signal.SIGKILL) -> int:
@@ -107,10 +108,12 @@ class Engine:
         (in-process there: no interpreter start), else as a process of our own."""
         if c.running and self.runtime_inproc:
             try:
-                res = await monitorctl.call(c.sock, {"op": "runtime", "args": list(args)})
+                # Bounded: a monitor that does not answer must not hang `kill`/`rm -f`.
+                res = await asyncio.wait_for(monitorctl.call(c.sock, {"op": "runtime", "args": list(args)}),
+                                             _MONITOR_CALL_TIMEOUT)
                 if "rc" in res:
                     return int(res["rc"]), str(res.get("out", ""))
-            except (errors.BerthError, OSError, ValueError):
+            except (errors.BerthError, OSError, ValueError, TimeoutError):
                 pass
         return await self.runtime(*args)
 

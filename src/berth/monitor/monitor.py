@@ -37,6 +37,11 @@ STDOUT, STDERR, CONTROL = 1, 2, 3
 PR_SET_CHILD_SUBREAPER = 36
 _PARTIAL = 16 * 1024  # a line longer than this is logged in pieces, as docker does
 _DRAIN_AFTER_EXIT = 2.0
+# Flow control: a client whose stdin the container does not read yet is not read past _STDIN_HIGH
+# buffered bytes (until _STDIN_LOW); container output is not read while an attached client has more
+# than _OUT_HIGH bytes unsent (until _OUT_LOW). Nothing in the loop ever blocks on a peer.
+_STDIN_HIGH, _STDIN_LOW = 1 << 20, 256 << 10
+_OUT_HIGH, _OUT_LOW = 2 << 20, 512 << 10
 # Ignored signals survive execve: everything we ignore must be reset for the runtime and container.
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGXFSZ)  # seconds to wait for the pipes to close after init died
 
@@ -168,7 +173,7 @@ class Client:
         self.sock = sock
         self.fd = sock.fileno()
         self.inbuf = b""
-        self.out = b""
+        self.out = bytearray()
         self.op = None
         self.want = (True, True)  # stdout, stderr
         self.stdin_fd = None  # where this client's bytes go after the header line
@@ -176,6 +181,19 @@ class Client:
         self.closing = False  # close once `out` is flushed
         self.read_closed = False
         self.exec = None
+        self.paused = False  # not read: its stdin's buffer is full
+        self.full = False  # too much unsent output: the output it gets is not read meanwhile
+
+
+class Sink:
+    """Buffered non-blocking writes to one container-side stdin fd (a pipe or a pty master)."""
+
+    def __init__(self, fd):
+        self.fd = fd
+        self.buf = bytearray()
+        self.pfd = None  # a dup of fd polled for POLLOUT (fd itself may be a polled pty master)
+        self.close_when_empty = False
+        self.paused = set()  # clients not read until the buffer drains
 
 
 class Exec:
@@ -211,6 +229,8 @@ class Monitor:
         self.finished = False
         self.log = JsonLog(cfg["log_path"], cfg.get("log_max_size", 0), cfg.get("log_max_files", 1))
         self.execs = {}
+        self.sinks = {}  # stdin fd -> Sink
+        self.out_paused = False
         self.dirfd = os.open(cfg["rundir"], os.O_PATH | os.O_DIRECTORY)
 
     # -- loop plumbing -------------------------------------------------------------------------
@@ -563,11 +583,15 @@ class Monitor:
             except OSError:
                 self.drop(cl)
                 return
-            cl.out = cl.out[n:]
-        if len(cl.out) > (8 << 20):
-            self.drop(cl)  # a reader that stopped reading must not make us buffer forever
-            return
-        mask = 0 if cl.read_closed else select.POLLIN
+            del cl.out[:n]
+            if self.out_paused and self.exit_status is not None and not self.finished:
+                # Still delivering what the container wrote before it exited: keep its pipes.
+                self.exit_deadline = max(self.exit_deadline, time.monotonic() + _DRAIN_AFTER_EXIT)
+        full = len(cl.out) > _OUT_HIGH or (cl.full and len(cl.out) > _OUT_LOW)
+        if full != cl.full:
+            cl.full = full
+            self._output_flow()
+        mask = 0 if cl.read_closed or cl.paused else select.POLLIN
         if cl.out:
             mask |= select.POLLOUT
         elif cl.closing:
@@ -578,9 +602,34 @@ class Monitor:
         except (KeyError, FileNotFoundError):
             pass
 
+    def _output_flow(self):
+        """Stop reading container (and exec) output while a client it goes to is behind: the
+        container blocks on its pipe instead of the monitor buffering without bound."""
+        paused = any(c.full and c.op == "attach" for c in self.clients.values())
+        if paused != self.out_paused:
+            self.out_paused = paused
+            for fd in self.out_fds:
+                self._modify(fd, 0 if paused else select.POLLIN)
+        for ex in self.execs.values():
+            full = ex.client.full and ex.client.fd in self.clients
+            for fd in ex.fds:
+                self._modify(fd, 0 if full else select.POLLIN)
+
+    def _modify(self, fd, mask):
+        if fd in self.handlers:
+            try:
+                self.poll.modify(fd, mask)
+            except (KeyError, FileNotFoundError, OSError):
+                pass
+
     def drop(self, cl):
         self.unwatch(cl.fd)
         self.clients.pop(cl.fd, None)
+        for sink in self.sinks.values():
+            sink.paused.discard(cl)
+        if cl.full:
+            cl.full = False
+            self._output_flow()
         if cl.stdin_fd is not None and cl.stdin_once and cl.stdin_fd not in (self.master,):
             self._close_stdin(cl.stdin_fd)
         try:
@@ -588,12 +637,77 @@ class Monitor:
         except OSError:
             pass
 
-    def _close_stdin(self, fd):
+    def _close_stdin(self, fd, force=False):
+        """EOF on a stdin: once what is buffered for it is written (at once with `force`)."""
         if fd == self.stdin_w:
             self.stdin_w = None
         for ex in self.execs.values():
             if ex.stdin_fd == fd:
                 ex.stdin_fd = None
+        sink = self.sinks.get(fd)
+        if sink is not None and sink.buf and not force:
+            sink.close_when_empty = True
+            return
+        if sink is not None:
+            self._end_sink(sink)
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+    def _end_sink(self, sink):
+        """Forget a sink (its fd stays open): its pending bytes are dropped, its clients resumed."""
+        self.sinks.pop(sink.fd, None)
+        if sink.pfd is not None:
+            self.unwatch(sink.pfd)
+            os.close(sink.pfd)
+            sink.pfd = None
+        sink.buf = bytearray()
+        self._resume(sink)
+
+    def _resume(self, sink):
+        paused, sink.paused = sink.paused, set()
+        for cl in paused:
+            cl.paused = False
+            if cl.fd in self.clients:
+                self.flush(cl)
+
+    def _sink_ready(self, sink):
+        try:
+            n = os.write(sink.fd, sink.buf)
+        except BlockingIOError:
+            return
+        except OSError:  # EPIPE/EIO: nobody reads this stdin any more
+            self._stdin_gone(sink)
+            return
+        del sink.buf[:n]
+        if len(sink.buf) <= _STDIN_LOW:
+            self._resume(sink)
+        if not sink.buf:
+            self.unwatch(sink.pfd)
+            os.close(sink.pfd)
+            sink.pfd = None
+            if sink.close_when_empty:
+                self._close_stdin(sink.fd)
+            else:
+                self.sinks.pop(sink.fd, None)
+
+    def _stdin_gone(self, sink):
+        """Nobody reads this stdin any more (or the container is gone): stop writing to it."""
+        fd = sink.fd
+        self._end_sink(sink)
+        for cl in self.clients.values():
+            if cl.stdin_fd == fd:
+                cl.stdin_fd = None
+        if fd == self.master or any(fd in ex.fds for ex in self.execs.values()):
+            return  # a pty master: also the output side
+        if fd == self.stdin_w and not self.finished:
+            return  # closed when the container finishes
+        for ex in self.execs.values():
+            if ex.stdin_fd == fd:
+                ex.stdin_fd = None
+        if fd == self.stdin_w:
+            self.stdin_w = None
         try:
             os.close(fd)
         except OSError:
@@ -605,6 +719,10 @@ class Monitor:
         if not ev & (select.POLLIN | select.POLLHUP | select.POLLERR):
             return
         if cl.read_closed:
+            if ev & (select.POLLHUP | select.POLLERR) and cl.fd in self.clients:
+                self.drop(cl)  # gone both ways: nothing more can be sent (and HUP would spin)
+            return
+        if cl.paused and not ev & (select.POLLHUP | select.POLLERR):
             return
         try:
             data = cl.sock.recv(65536)
@@ -651,17 +769,37 @@ class Monitor:
             self.write_stdin(cl, data)
 
     def write_stdin(self, cl, data):
-        try:
-            # Blocking write is acceptable: stdin pipes are small and a stuck reader is the
-            # container's business; a nonblocking partial write is retried in a tiny loop.
-            while data:
-                try:
-                    n = os.write(cl.stdin_fd, data)
-                    data = data[n:]
-                except BlockingIOError:
-                    select.select([], [cl.stdin_fd], [], 1.0)
-        except OSError:
-            cl.stdin_fd = None
+        """Never blocks: a container busy writing before it reads its stdin must still have its
+        output drained. What the pipe does not take is buffered; past _STDIN_HIGH the client is
+        not read until the container catches up."""
+        fd = cl.stdin_fd
+        sink = self.sinks.get(fd)
+        if sink is not None and sink.close_when_empty:
+            return  # already at EOF
+        if sink is None:
+            sink = self.sinks[fd] = Sink(fd)
+            os.set_blocking(fd, False)
+        if not sink.buf:
+            try:
+                n = os.write(fd, data)
+            except BlockingIOError:
+                n = 0
+            except OSError:
+                self._stdin_gone(sink)
+                return
+            data = data[n:]
+            if not data:
+                if sink.pfd is None and not sink.close_when_empty:
+                    self.sinks.pop(fd, None)
+                return
+        sink.buf += data
+        if sink.pfd is None:
+            sink.pfd = os.dup(fd)
+            self.watch(sink.pfd, select.POLLOUT, lambda ev, sink=sink: self._sink_ready(sink))
+        if len(sink.buf) > _STDIN_HIGH and not cl.paused:
+            cl.paused = True
+            sink.paused.add(cl)
+            self.flush(cl)
 
     def dispatch(self, cl, req):
         op = req.get("op")
@@ -928,7 +1066,11 @@ class Monitor:
             self.reap()
             self._maybe_finish()
             if self.finished and self.stdin_w is not None and self.stdin_w != self.master:
-                self._close_stdin(self.stdin_w)
+                self._close_stdin(self.stdin_w, force=True)
+            if self.finished and self.sinks:
+                for sink in list(self.sinks.values()):
+                    if not any(ex.stdin_fd == sink.fd for ex in self.execs.values()):
+                        self._stdin_gone(sink)  # the container is gone: its stdin with it
 
     def _drain_wake(self, fd):
         try:

@@ -278,6 +278,8 @@ async def pump(c: Container, reader, writer, pending: bytes, want_in: bool, want
                                                               "stdout": want_out, "stderr": want_err})
     except errors.Unavailable:
         return
+    if not tty:
+        detach_keys = b""  # as dockerd: detach keys only apply to a terminal; raw stdin is data
     first = await monitorctl.read_frame(mreader)  # {"ok": true}: registered with the monitor
     if ready is not None and not ready.done():
         ready.set_result(True)
