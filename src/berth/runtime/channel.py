@@ -3,6 +3,11 @@
 One datagram = one JSON object {"type": ..., ...}; an fd can ride along (SCM_RIGHTS) for the console.
 (No `array` module: importing it pulls in collections.abc.)
 Errors travel as {"type": "error", "msg": ...}; EOF means the peer exited (or execve'd: CLOEXEC).
+
+create/run, runtime -> init: "joined" (init is in its cgroup; carries the OCI state for hooks), "limited"
+(the cgroup limits are written: init waits for it before mknod and exec), "hooks_done"; init -> runtime:
+"hooks", "console" (+ the pty master), "ready". `create` then waits on exec.fifo for `start`; under `run`
+init goes on to its program right after "ready". exec: "console", "joined".
 """
 
 import _socket
