@@ -29,8 +29,12 @@ class Events:
             return
         for line in lines:
             try:
-                self.history.append(json.loads(line))
-            except ValueError:
+                ev = json.loads(line)
+                actor = ev.get("Actor")
+                if isinstance(actor, dict) and isinstance(actor.get("Attributes"), dict):
+                    actor["Attributes"] = _sorted(actor["Attributes"])  # written by an older berthd
+                self.history.append(ev)
+            except (ValueError, AttributeError):
                 continue  # a torn last line after a crash
         if len(lines) >= _MEMORY:
             # Compact: keep the file about as long as the memory window.
@@ -53,7 +57,7 @@ class Events:
                 ev["from"] = attrs["image"]
         ev.update({
             "Type": type_, "Action": action,
-            "Actor": {"ID": actor_id, "Attributes": dict(attrs or {})},
+            "Actor": {"ID": actor_id, "Attributes": _sorted(attrs)},
             "scope": scope, "time": now // 1_000_000_000, "timeNano": now,
         })
         self.history.append(ev)
@@ -75,6 +79,12 @@ class Events:
 
     def close(self) -> None:
         self._f.close()
+
+
+def _sorted(attrs: dict[str, str] | None) -> dict[str, str]:
+    """Attributes in key order, as dockerd's JSON has them (Go marshals map keys sorted)."""
+    a = attrs or {}
+    return {k: a[k] for k in sorted(a)}
 
 
 def matches(ev: dict, filters: dict[str, list[str]]) -> bool:

@@ -61,7 +61,12 @@ def register(r: Router, eng: Engine) -> None:
 
     async def prune(req: Request):
         flt = req.filters()
-        all_ = any(v.lower() in ("true", "1") for v in flt.pop("all", []))
+        if _api_before(req.api_version, (1, 42)):
+            # API <= 1.41 (dockerd 20.10): every unused volume; the `all` filter came with 1.42.
+            flt.pop("all", None)
+            all_ = True
+        else:
+            all_ = False  # 1.42+: anonymous volumes only, unless the `all` filter (parsed by the store)
         try:
             names, freed = await eng.to_thread(vs().prune, flt or None, all_)
         except TypeError:
@@ -74,3 +79,12 @@ def register(r: Router, eng: Engine) -> None:
     r.add("POST", "/volumes/prune", prune)
     r.add("GET", "/volumes/{name}", inspect)
     r.add("DELETE", "/volumes/{name}", remove)
+
+
+def _api_before(version: str, ref: tuple[int, int]) -> bool:
+    """Whether the request's API version ("1.41") is older than `ref`."""
+    try:
+        major, minor = (int(x) for x in version.split(".", 1))
+    except ValueError:
+        return False
+    return (major, minor) < ref

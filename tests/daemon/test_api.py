@@ -1,0 +1,127 @@
+"""berthd's Engine API at the HTTP level: version-dependent behaviour (volume prune) and the exact
+shape of events, over raw requests on the daemon's socket."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import time
+import urllib.parse
+
+import pytest
+
+pytestmark = pytest.mark.timeout(120)
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str) -> None:
+        super().__init__("localhost", timeout=60)
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(60)
+        self.sock.connect(self.path)
+
+
+def api(berthd, method: str, path: str, body: object = None, **query) -> tuple[int, bytes]:
+    qs = urllib.parse.urlencode({k: json.dumps(v) if isinstance(v, dict) else v for k, v in query.items()})
+    conn = _UnixConnection(berthd.sock)
+    try:
+        data = json.dumps(body).encode() if body is not None else None
+        conn.request(method, path + ("?" + qs if qs else ""), body=data,
+                     headers={"Content-Type": "application/json"} if data else {})
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+def _volumes(berthd, label: str) -> tuple[str, str]:
+    """A named and an anonymous volume, both unused, both labelled `label`."""
+    st, named = api(berthd, "POST", "/v1.41/volumes/create", {"Name": label + "-named", "Labels": {label: ""}})
+    assert st == 201, named
+    st, anon = api(berthd, "POST", "/v1.41/volumes/create", {"Labels": {label: ""}})
+    assert st == 201, anon
+    return json.loads(named)["Name"], json.loads(anon)["Name"]
+
+
+def _prune(berthd, version: str, label: str, **extra: list[str]) -> set[str]:
+    st, body = api(berthd, "POST", f"/v{version}/volumes/prune", filters={"label": [label], **extra})
+    assert st == 200, body
+    return set(json.loads(body)["VolumesDeleted"] or [])
+
+
+def _cleanup(berthd, *names: str) -> None:
+    for n in names:
+        api(berthd, "DELETE", f"/v1.41/volumes/{n}", force="1")
+
+
+@pytest.mark.parametrize("version", ["1.41", "1.40"])
+def test_volume_prune_before_1_42_removes_every_unused_volume(berthd, unique_name, version):
+    named, anon = _volumes(berthd, unique_name)
+    try:
+        assert _prune(berthd, version, unique_name) == {named, anon}
+        st, _ = api(berthd, "GET", f"/v1.41/volumes/{named}")
+        assert st == 404
+    finally:
+        _cleanup(berthd, named, anon)
+
+
+def test_volume_prune_without_version_prefix_is_1_41(berthd, unique_name):
+    named, anon = _volumes(berthd, unique_name)
+    try:
+        st, body = api(berthd, "POST", "/volumes/prune", filters={"label": [unique_name]})
+        assert st == 200, body
+        assert set(json.loads(body)["VolumesDeleted"]) == {named, anon}
+    finally:
+        _cleanup(berthd, named, anon)
+
+
+def test_volume_prune_from_1_42_removes_anonymous_only_unless_all(berthd, unique_name):
+    named, anon = _volumes(berthd, unique_name)
+    try:
+        assert _prune(berthd, "1.42", unique_name) == {anon}
+        st, _ = api(berthd, "GET", f"/v1.41/volumes/{named}")
+        assert st == 200
+        assert _prune(berthd, "1.43", unique_name, all=["true"]) == {named}
+    finally:
+        _cleanup(berthd, named, anon)
+
+
+def test_volume_prune_keeps_volumes_in_use(berthd, unique_name):
+    st, body = api(berthd, "POST", "/v1.41/volumes/create", {"Name": unique_name + "-used", "Labels": {unique_name: ""}})
+    assert st == 201, body
+    st, body = api(berthd, "POST", "/v1.41/containers/create",
+                   {"Image": "busybox", "Cmd": ["true"], "Labels": {unique_name: ""},
+                    "HostConfig": {"Binds": [f"{unique_name}-used:/data"]}}, name=unique_name)
+    assert st == 201, body
+    try:
+        assert _prune(berthd, "1.41", unique_name) == set()
+        st, _ = api(berthd, "GET", f"/v1.41/volumes/{unique_name}-used")
+        assert st == 200
+    finally:
+        api(berthd, "DELETE", f"/v1.41/containers/{unique_name}", force="1")
+        _cleanup(berthd, unique_name + "-used")
+
+
+def test_event_attributes_are_sorted(berthd, unique_name):
+    since = time.time() - 1
+    labels = {"zz": "1", "aa": "2", "Mm": "3", unique_name: "4"}
+    st, body = api(berthd, "POST", "/v1.41/containers/create",
+                   {"Image": "busybox", "Cmd": ["true"], "Labels": labels}, name=unique_name)
+    assert st == 201, body
+    try:
+        st, body = api(berthd, "GET", "/v1.41/events", since=str(since), until=str(time.time() + 1),
+                       filters={"container": [unique_name]})
+        assert st == 200, body
+        evs = [json.loads(line) for line in body.splitlines() if line.strip()]
+        create = [e for e in evs if e["Action"] == "create"]
+        assert create, evs
+        raw = body.splitlines()[evs.index(create[0])].decode()
+        keys = list(json.loads(raw)["Actor"]["Attributes"])
+        assert set(labels) <= set(keys) and "name" in keys and "image" in keys
+        assert keys == sorted(keys)
+    finally:
+        api(berthd, "DELETE", f"/v1.41/containers/{unique_name}", force="1")
