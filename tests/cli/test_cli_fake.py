@@ -260,3 +260,44 @@ def test_cp_both_ways_over_archive_endpoints(tmp_path):
         assert not os.path.exists(tmp_path / "n")
     finally:
         d.d.close()
+
+
+def test_audit_table_with_interrupted_and_in_flight_records(tmp_path):
+    """Records berthd died in (status null, error "interrupted: ...") or still in flight (status and
+    error null) show "-" in the STATUS column, never "None"; columns stay aligned."""
+    recs = [
+        {"time": "2026-11-29T06:00:00.000000000Z", "timeUnix": 1.0, "uid": 0, "gid": 0, "pid": 41, "method": "POST",
+         "path": "/containers/create", "query": "name=a", "object": "a", "status": 201, "error": None, "rid": "r1"},
+        {"time": "2026-11-29T06:00:01.000000000Z", "timeUnix": 2.0, "uid": 0, "gid": 0, "pid": 42, "method": "POST",
+         "path": "/containers/a/start", "query": "", "object": "a", "status": None,
+         "error": "interrupted: berthd stopped before answering", "rid": "r2"},
+        {"time": "2026-11-29T06:00:02.000000000Z", "timeUnix": 3.0, "uid": 0, "gid": 0, "pid": 43, "method": "DELETE",
+         "path": "/containers/a", "query": "force=1", "object": "a", "status": None, "error": None, "rid": "r3"},
+    ]
+
+    def handle(req, c):
+        if req.path == "/_ping":
+            c.respond(200, b"", {"Api-Version": "1.41", "Ostype": "linux"})
+        elif req.path.endswith("/berth/audit"):
+            c.json(200, recs)
+        else:
+            c.json(404, {"message": f"page not found: {req.path}"})
+
+    d = FakeDaemon(str(tmp_path / "audit.sock"), handle)
+    try:
+        r = berth(d.path, "audit")
+        assert r.returncode == 0, r.stderr
+        out = r.stdout.decode()
+        assert "None" not in out
+        head, *rows = out.splitlines()
+        assert head.split() == ["TIME", "UID", "PID", "METHOD", "PATH", "STATUS", "ERROR"]
+        col = head.index("STATUS")
+        assert [row[col:].split()[0] for row in rows] == ["201", "-", "-"]
+        assert rows[1][head.index("ERROR"):] == "interrupted: berthd stopped before answering"
+        assert rows[2][head.index("ERROR"):].strip() == ""
+        r = berth(d.path, "audit", "--format", "{{.RID}} {{.Status}}")
+        assert r.stdout.decode().splitlines() == ["r1 201", "r2 -", "r3 -"]
+        r = berth(d.path, "audit", "--format", "json")
+        assert [json.loads(line)["status"] for line in r.stdout.decode().splitlines()] == [201, None, None]
+    finally:
+        d.close()

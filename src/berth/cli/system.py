@@ -216,24 +216,31 @@ def cmd_events(client: Client, o: argparse.Namespace) -> int:
 
 class AuditRow:
     HEADERS = {"Time": "TIME", "UID": "UID", "GID": "GID", "PID": "PID", "Method": "METHOD", "Path": "PATH",
-               "Object": "OBJECT", "Status": "STATUS", "Error": "ERROR", "Query": "QUERY"}
-    FIELDS = ("Error", "GID", "Method", "Object", "PID", "Path", "Query", "Status", "Time", "UID")
+               "Object": "OBJECT", "Status": "STATUS", "Error": "ERROR", "Query": "QUERY", "RID": "RID"}
+    FIELDS = ("Error", "GID", "Method", "Object", "PID", "Path", "Query", "RID", "Status", "Time", "UID")
 
     def __init__(self, rec: dict) -> None:
         self._r = rec
         self.Time = rec.get("time", "")
-        self.UID = str(rec.get("uid", ""))
-        self.GID = str(rec.get("gid", ""))
-        self.PID = str(rec.get("pid", ""))
+        self.UID = _cell(rec.get("uid"))
+        self.GID = _cell(rec.get("gid"))
+        self.PID = _cell(rec.get("pid"))
         self.Method = rec.get("method", "")
         self.Path = rec.get("path", "")
         self.Query = rec.get("query", "") or ""
         self.Object = rec.get("object") or ""
-        self.Status = str(rec.get("status", ""))
-        self.Error = rec.get("error") or ""
+        self.RID = _cell(rec.get("rid"))
+        # null: berthd died while answering it (error says so), or it is still in flight
+        self.Status = _cell(rec.get("status"))
+        self.Error = " ".join(str(rec.get("error") or "").split())  # one line per record
 
     def __template_json__(self) -> dict:
         return self._r
+
+
+def _cell(v: object) -> str:
+    """A table cell: "-" for a missing or null value (never "None")."""
+    return "-" if v is None or v == "" else str(v)
 
 
 def add_audit(p: argparse.ArgumentParser) -> None:
