@@ -182,6 +182,9 @@ def pump(
     wake_r, wake_w = os.pipe()
     if not stdin:
         os.close(wake_w)
+    # wake_r is watched only while a stdin thread may still write to it: once its write end is
+    # closed it is readable for ever, and select would spin.
+    watched = [sock_fd, wake_r] if stdin else [sock_fd]
     if stdin:
         import threading
 
@@ -197,9 +200,11 @@ def pump(
                     data = conn.recv()
                 else:
                     try:
-                        ready, _, _ = select.select([sock_fd, sig_r, wake_r], [], [])
+                        ready, _, _ = select.select([*watched, sig_r], [], [])
                     except InterruptedError:
                         continue
+                    if wake_r in ready and not os.read(wake_r, 64):
+                        watched.remove(wake_r)
                     if sig_r in ready:
                         try:
                             os.read(sig_r, 512)
