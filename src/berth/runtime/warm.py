@@ -24,31 +24,39 @@ _PERIOD = 0.002
 _LIMIT = 0.5
 
 
-def _procs_fd() -> int | None:
+def _candidates() -> list[str]:
+    """cgroup.procs of each hierarchy we are in (the first writable one is used)."""
     with open("/proc/self/cgroup", "rb") as f:
         lines = f.read().decode().splitlines()
+    out = []
     for line in lines:
         _h, ctrl, path = line.split(":", 2)
         base = "/sys/fs/cgroup" if not ctrl else "/sys/fs/cgroup/" + ctrl.split(",")[0].removeprefix("name=")
+        out.append(base + path.rstrip("/") + "/cgroup.procs")
+    return out
+
+
+def _open(paths: list[str]) -> int | None:
+    while paths:
         try:
-            fd = os.open(base + path.rstrip("/") + "/cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+            return os.open(paths.pop(0), os.O_WRONLY | os.O_CLOEXEC)
         except OSError:
             continue
-        try:
-            os.write(fd, str(os.getpid()).encode())
-            return fd
-        except OSError:
-            os.close(fd)
     return None
 
 
-def _warm(lock) -> None:
-    fd = None
+def _warm(lock, started, fd: int | None, rest: list[str], pid: bytes) -> None:
     try:
-        fd = _procs_fd()
+        started.release()
+        while fd is not None:  # the first write waits for the grace period
+            try:
+                os.write(fd, pid)
+                break
+            except OSError:
+                os.close(fd)
+                fd = _open(rest)
         if fd is None:
             return
-        pid = str(os.getpid()).encode()
         end = time.monotonic() + _LIMIT
         while not _stop and time.monotonic() < end:
             time.sleep(_PERIOD)
@@ -64,12 +72,28 @@ def _warm(lock) -> None:
 def start() -> None:
     global _done
     if _done is None:
+        # The files are opened here, so the thread needs the GIL only once before its first write
+        # (each GIL hand-over can wait for the importing main thread: that delayed the write ~5 ms).
+        try:
+            paths = _candidates()
+        except Exception:
+            return
+        fd = _open(paths)
+        if fd is None:
+            return
         _done = _thread.allocate_lock()
         _done.acquire()
+        started = _thread.allocate_lock()
+        started.acquire()
         try:
-            _thread.start_new_thread(_warm, (_done,))
+            _thread.start_new_thread(_warm, (_done, started, fd, paths, str(os.getpid()).encode()))
         except RuntimeError:
+            os.close(fd)
             _done.release()
+            return
+        # Hand the GIL over until the thread is at its write (else it waits for the importing main
+        # thread to let go: ~2 ms later); bounded, in case the thread is slow to be scheduled.
+        started.acquire(True, 0.002)
 
 
 def stop() -> None:
