@@ -111,6 +111,16 @@ def test_stdin_and_output_both_large(b):
     assert r.stdout[80 * 65536:].decode().strip() == __import__("hashlib").md5(data).hexdigest()
 
 
+def test_exec_stdin_and_output_both_large(b, running):
+    """As test_stdin_and_output_both_large, through an exec's pipes."""
+    data = os.urandom(5 << 20)
+    r = b("exec", "-i", running, "sh", "-c",
+          "dd if=/dev/zero bs=65536 count=80 2>/dev/null; md5sum | cut -d' ' -f1", input=data, timeout=60)
+    assert r.returncode == 0, r.err
+    assert r.stdout[:80 * 65536] == bytes(80 * 65536)
+    assert r.stdout[80 * 65536:].decode().strip() == __import__("hashlib").md5(data).hexdigest()
+
+
 def test_detach_keys_are_data_without_tty(b):
     """dockerd applies detach keys only with -t: ctrl-p ctrl-q in piped stdin are just bytes."""
     data = b"a\x10\x11b\n" + bytes(range(256)) + b"\x10\x11"

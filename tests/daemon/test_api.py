@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import socket
 import time
 import urllib.parse
@@ -124,4 +125,36 @@ def test_event_attributes_are_sorted(berthd, unique_name):
         assert set(labels) <= set(keys) and "name" in keys and "image" in keys
         assert keys == sorted(keys)
     finally:
+        api(berthd, "DELETE", f"/v1.41/containers/{unique_name}", force="1")
+
+
+def test_rm_f_with_a_stuck_attach(berthd, unique_name):
+    """An attached client that never reads a chatty container's output must not make `rm -f` hang."""
+    st, body = api(berthd, "POST", "/v1.41/containers/create", {"Image": "busybox", "Cmd": ["yes"]}, name=unique_name)
+    assert st == 201, body
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        st, body = api(berthd, "POST", f"/v1.41/containers/{unique_name}/start")
+        assert st == 204, body
+        s.connect(berthd.sock)
+        s.sendall(f"POST /v1.41/containers/{unique_name}/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\n"
+                  "Host: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n".encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = s.recv(1)
+            assert chunk, head
+            head += chunk
+        assert head.startswith(b"HTTP/1.1 101"), head
+        st, body = api(berthd, "GET", f"/v1.41/containers/{unique_name}/json")
+        log_path = json.loads(body)["LogPath"]
+        deadline = time.monotonic() + 60
+        while os.path.getsize(log_path) < (1 << 20):  # output flowing (the attach holds ~4 MB unread)
+            assert time.monotonic() < deadline, "the container's output stalled before the attach filled up"
+            time.sleep(0.05)
+        st, body = api(berthd, "DELETE", f"/v1.41/containers/{unique_name}", force="1")
+        assert st == 204, body
+        st, _ = api(berthd, "GET", f"/v1.41/containers/{unique_name}/json")
+        assert st == 404
+    finally:
+        s.close()
         api(berthd, "DELETE", f"/v1.41/containers/{unique_name}", force="1")

@@ -42,6 +42,7 @@ _DRAIN_AFTER_EXIT = 2.0
 # than _OUT_HIGH bytes unsent (until _OUT_LOW). Nothing in the loop ever blocks on a peer.
 _STDIN_HIGH, _STDIN_LOW = 1 << 20, 256 << 10
 _OUT_HIGH, _OUT_LOW = 2 << 20, 512 << 10
+_STALLED = 10.0  # after the exit: seconds without progress before an attached reader is given up
 # Ignored signals survive execve: everything we ignore must be reset for the runtime and container.
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGXFSZ)  # seconds to wait for the pipes to close after init died
 
@@ -183,6 +184,7 @@ class Client:
         self.exec = None
         self.paused = False  # not read: its stdin's buffer is full
         self.full = False  # too much unsent output: the output it gets is not read meanwhile
+        self.progress = time.monotonic()  # when it last took output
 
 
 class Sink:
@@ -584,6 +586,7 @@ class Monitor:
                 self.drop(cl)
                 return
             del cl.out[:n]
+            cl.progress = time.monotonic()
             if self.out_paused and self.exit_status is not None and not self.finished:
                 # Still delivering what the container wrote before it exited: keep its pipes.
                 self.exit_deadline = max(self.exit_deadline, time.monotonic() + _DRAIN_AFTER_EXIT)
@@ -1067,10 +1070,20 @@ class Monitor:
             self._maybe_finish()
             if self.finished and self.stdin_w is not None and self.stdin_w != self.master:
                 self._close_stdin(self.stdin_w, force=True)
+            if self.finished:
+                self._drop_stalled()
             if self.finished and self.sinks:
                 for sink in list(self.sinks.values()):
                     if not any(ex.stdin_fd == sink.fd for ex in self.execs.values()):
                         self._stdin_gone(sink)  # the container is gone: its stdin with it
+
+    def _drop_stalled(self):
+        """The container is gone: a client that stopped reading (a stuck attach) must not keep
+        this monitor alive for ever."""
+        now = time.monotonic()
+        for cl in list(self.clients.values()):
+            if cl.out and cl.op in ("attach", "wait") and now - cl.progress > _STALLED:
+                self.drop(cl)
 
     def _drain_wake(self, fd):
         try:
