@@ -47,6 +47,22 @@ def test_run_stdin_piped(berthd):
     assert r.stdout == b"line1\nline2\ndone\n"
 
 
+def test_run_stdin_and_output_both_large(berthd):
+    """The docker CLI against berthd: 5 MB out before 5 MB of stdin is read (no deadlock)."""
+    import hashlib
+
+    data = os.urandom(5 << 20)
+    r = berthd.docker("run", "--rm", "-i", "busybox", "sh", "-c",
+                      "dd if=/dev/zero bs=65536 count=80 2>/dev/null; md5sum | cut -d' ' -f1", input=data)
+    assert r.stdout[:80 * 65536] == bytes(80 * 65536)
+    assert r.stdout[80 * 65536:].decode().strip() == hashlib.md5(data).hexdigest()
+
+
+def test_detach_keys_are_data_without_tty(berthd):
+    data = b"a\x10\x11b\n\x10\x11"
+    assert berthd.docker("run", "--rm", "-i", "busybox", "cat", input=data).stdout == data
+
+
 def test_run_tty(berthd):
     cmd = f"{berthd_docker(berthd)} run --rm -it busybox sh -c 'tty; exit 5'"
     r = subprocess.run(["script", "-qec", cmd, "/dev/null"], capture_output=True, timeout=60, stdin=subprocess.DEVNULL)

@@ -695,6 +695,18 @@ class Monitor:
             else:
                 self.sinks.pop(sink.fd, None)
 
+    def _forget_stdin(self, fd):
+        """`fd` is about to be closed by its owner: nothing may write to it (or its number) again."""
+        sink = self.sinks.get(fd)
+        if sink is not None:
+            self._end_sink(sink)
+        for cl in self.clients.values():
+            if cl.stdin_fd == fd:
+                cl.stdin_fd = None
+        for ex in self.execs.values():
+            if ex.stdin_fd == fd:
+                ex.stdin_fd = None
+
     def _stdin_gone(self, sink):
         """Nobody reads this stdin any more (or the container is gone): stop writing to it."""
         fd = sink.fd
@@ -964,11 +976,9 @@ class Monitor:
                 data = b""
             if not data:
                 self.unwatch(fd)
-                kind = ex.fds.pop(fd, None)
-                del kind
+                ex.fds.pop(fd, None)
+                self._forget_stdin(fd)  # a pty master is also the exec's stdin
                 os.close(fd)
-                if fd == ex.stdin_fd:
-                    ex.stdin_fd = None
                 self._exec_maybe_done(ex)
                 return
             cl = ex.client
@@ -1000,6 +1010,7 @@ class Monitor:
                 except OSError:
                     pass
                 self.unwatch(fd)
+                self._forget_stdin(fd)
                 os.close(fd)
             ex.fds = {}
             ex.stdin_fd = None
