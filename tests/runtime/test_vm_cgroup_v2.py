@@ -19,6 +19,7 @@ VM_RUN = os.environ.get("BERTH_VM_RUN") or os.path.join(os.path.dirname(REPO), "
 
 @pytest.mark.vm
 @pytest.mark.slow
+@pytest.mark.timeout(540)
 def test_runtime_cgroup_tests_pass_on_pure_v2():
     if not os.access(VM_RUN, os.X_OK):
         pytest.skip(f"vm-run not found at {VM_RUN} (set BERTH_VM_RUN)")
