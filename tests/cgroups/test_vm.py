@@ -6,25 +6,22 @@ runs show the same tests passing on the layouts the host cannot give (one boot p
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-VM_RUN = os.environ.get("BERTH_VM_RUN") or os.path.join(os.path.dirname(REPO), "shared", "vm", "vm-run")
+from berth.testing.vm import VM_RUN, vm_command, vm_run_available
 
 
 @pytest.mark.vm
 @pytest.mark.slow
 @pytest.mark.parametrize("layout", ["v2", "v1"])
 def test_area_passes_in_vm(layout):
-    if not os.access(VM_RUN, os.X_OK):
+    if not vm_run_available():
         pytest.skip(f"vm-run not found at {VM_RUN} (set BERTH_VM_RUN)")
-    cmd = [VM_RUN, "--cgroup", layout, "--timeout", "240", "--cwd", REPO,
-           "-e", "PYTHONDONTWRITEBYTECODE=1", "-e", f"BERTH_EXPECT_CGROUP={layout}", "--",
-           sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/cgroups", "-m", "not vm"]
+    cmd = vm_command(layout, 240, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                     "tests/cgroups", "-m", "not vm", env={"BERTH_EXPECT_CGROUP": layout})
     r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        timeout=280)
     out = r.stdout.decode(errors="replace")

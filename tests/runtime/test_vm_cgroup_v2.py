@@ -7,28 +7,26 @@ namespace) only run for real here. One boot; ~1-2 min under TCG emulation.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-VM_RUN = os.environ.get("BERTH_VM_RUN") or os.path.join(os.path.dirname(REPO), "shared", "vm", "vm-run")
+from berth.testing.vm import VM_RUN, vm_command, vm_run_available
 
 
 @pytest.mark.vm
 @pytest.mark.slow
 @pytest.mark.timeout(540)
 def test_runtime_cgroup_tests_pass_on_pure_v2():
-    if not os.access(VM_RUN, os.X_OK):
+    if not vm_run_available():
         pytest.skip(f"vm-run not found at {VM_RUN} (set BERTH_VM_RUN)")
     # refuse to run unless the VM really is pure v2 (no v1 hierarchy mounted), so the v2 paths ran
     script = ("grep -q ' - cgroup2 ' /proc/self/mountinfo && ! grep -q ' - cgroup ' /proc/self/mountinfo"
               " || { echo 'not a pure cgroup v2 host'; exit 99; }; exec \"$@\"")
-    cmd = [VM_RUN, "--cgroup", "v2", "--timeout", "420", "--cwd", REPO, "-e", "PYTHONDONTWRITEBYTECODE=1", "--",
-           "sh", "-c", script, "sh", sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-           "-m", "not vm", "tests/runtime/test_cgroups.py", "tests/runtime/test_lifecycle.py"]
+    cmd = vm_command("v2", 420, "sh", "-c", script, "sh", sys.executable, "-m", "pytest", "-q",
+                     "-p", "no:cacheprovider", "-m", "not vm",
+                     "tests/runtime/test_cgroups.py", "tests/runtime/test_lifecycle.py")
     r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        timeout=480)
     out = r.stdout.decode(errors="replace")
