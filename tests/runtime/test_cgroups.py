@@ -71,7 +71,9 @@ def test_events_stats_and_update(rt, bundle, cid):
 
 @pytest.mark.skipif(not IS_BERTH, reason="runc's events keeps running after the container stops")
 def test_events_stream(rt, bundle, cid):
-    bundle.args("sleep", "1")
+    # long enough for `events` to start even in an emulated VM (test_vm_cgroup_v2), where a Python
+    # start takes a second or more; the stream ends when the container does
+    bundle.args("sleep", "5")
     rt("run", "-d", "--bundle", bundle.write(), cid)
     out = rt("events", "--interval", "200ms", cid, timeout=30).stdout
     events = [json.loads(ln) for ln in out.splitlines()]
