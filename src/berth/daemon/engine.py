@@ -25,11 +25,16 @@ from berth.daemon.container import ZERO_TIME, Container, now_rfc3339, random_nam
 from berth.daemon.events import Events
 from berth.daemon.storage import open_store
 from berth.images import crash
+from berth.linux.paths import secure_join
 
 log = logging.getLogger("berthd.engine")
 
 _NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 _STOP_TIMEOUT = 10
+_PROPAGATIONS = ("private", "rprivate", "shared", "rshared", "slave", "rslave")
+# -v SRC:DST:OPTS options Docker accepts (z/Z: SELinux relabels, consistent/cached/delegated: macOS
+# hints; nothing to do for either here)
+_BIND_OPTIONS = ("ro", "rw", "z", "Z", "nocopy", "consistent", "cached", "delegated", *_PROPAGATIONS)
 _MONITOR_CALL_TIMEOUT = 10.0  # seconds for a runtime command run by a monitor
 
 
@@ -277,9 +282,21 @@ class Engine:
         out: list[dict] = []
         hc = c.host_config
         items: list[tuple[str, str, str, bool]] = []  # type, source, destination, rw
+        fill: list[tuple[str, str]] = []  # (volume, destination) to fill from the image
+        copy: dict[str, bool] = {}  # destination -> False when "nocopy" was asked
+        propagation: dict[str, str] = {}
         for b in hc.get("Binds") or []:
             src, dst, opts = spec._parse_bind(b)
             rw = "ro" not in opts
+            bad = [o for o in opts if o not in _BIND_OPTIONS]
+            if bad:
+                raise errors.InvalidArgument(f"invalid mode: {','.join(bad)} (in {b!r})")
+            prop = [o for o in opts if o in _PROPAGATIONS]
+            if prop:
+                if not src.startswith("/"):
+                    raise errors.InvalidArgument(f"invalid mode: {prop[0]}: propagation applies to bind mounts only")
+                propagation[dst] = prop[-1]
+            copy[dst] = "nocopy" not in opts
             items.append(("bind" if src.startswith("/") else "volume", src, dst, rw))
         for m in hc.get("Mounts") or []:
             t = m.get("Type") or "volume"
@@ -293,6 +310,12 @@ class Engine:
                 tm[dst] = ""
                 hc["Tmpfs"] = tm
                 continue
+            prop = (m.get("BindOptions") or {}).get("Propagation") or ""
+            if prop:
+                if prop not in _PROPAGATIONS:
+                    raise errors.InvalidArgument(f"invalid propagation mode {prop!r}")
+                propagation[dst] = prop
+            copy[dst] = not (m.get("VolumeOptions") or {}).get("NoCopy")
             items.append((t, m.get("Source") or "", dst, not m.get("ReadOnly")))
         for vol in (c.config.get("Volumes") or {}):
             if not any(i[2] == vol for i in items):
@@ -302,7 +325,7 @@ class Engine:
                 if not os.path.exists(src):
                     raise errors.InvalidArgument(f"invalid mount config for type \"bind\": bind source path does not exist: {src}")
                 out.append({"Type": "bind", "Source": src, "Destination": dst, "Mode": "" if rw else "ro",
-                            "RW": rw, "Propagation": "rprivate"})
+                            "RW": rw, "Propagation": propagation.get(dst, "rprivate")})
             else:
                 vs = getattr(self.store, "volumes", None)
                 if vs is None:
@@ -314,11 +337,27 @@ class Engine:
                 if v is None:
                     v = await self.to_thread(vs.create, src or None)
                     self.events.emit("volume", "create", v.name, {"driver": "local"})
+                if copy.get(dst, True):
+                    fill.append((v.name, dst))
                 await self.to_thread(vs.acquire, v.name, c.id)
                 out.append({"Type": "volume", "Name": v.name, "Source": v.mountpoint, "Destination": dst,
                             "Driver": "local", "Mode": "z" if rw else "ro", "RW": rw, "Propagation": "",
                             **({"Anonymous": True} if not src else {})})
+        if fill:
+            await self.to_thread(self._fill_volumes, c, fill)
         return out
+
+    def _fill_volumes(self, c: Container, fill: list[tuple[str, str]]) -> None:
+        """As Docker: a volume's first use copies what the image has at the mount path into it (only
+        while the volume is new and empty; populate_from decides)."""
+        rootfs = self.store.mount_container_fs(c.id)
+        try:
+            for name, dst in fill:
+                src = secure_join(rootfs, dst)  # an image symlink cannot point the copy at the host
+                if os.path.isdir(src) and not os.path.islink(src):
+                    self.store.volumes.populate_from(name, src)
+        finally:
+            self.store.unmount_container_fs(c.id)
 
     def _write_files(self, c: Container) -> None:
         hostname = c.config.get("Hostname") or c.id[:12]
@@ -394,7 +433,7 @@ class Engine:
                      "/etc/resolv.conf": os.path.join(c.dir, "resolv.conf")}
             mounts = []
             for m in c.mounts:
-                opts = ["rbind", "rprivate"] if m["Type"] == "bind" else ["rbind"]
+                opts = ["rbind", m.get("Propagation") or "rprivate"] if m["Type"] == "bind" else ["rbind"]
                 if not m.get("RW", True):
                     opts.append("ro")
                 mounts.append({"destination": m["Destination"], "type": "bind", "source": m["Source"],
