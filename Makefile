@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 APT_PKGS := $(shell grep -v '^\s*\#' packaging/debian-packages.txt | grep -v '^\s*$$')
 BENCH_PKGS := $(shell grep -v '^\s*\#' packaging/debian-bench-packages.txt | grep -v '^\s*$$')
-PYTEST_ARGS ?= -n 3
+PYTEST_ARGS ?= -n 3 --dist loadgroup
 
 .PHONY: install apt venv test demo bench lint clean-state
 

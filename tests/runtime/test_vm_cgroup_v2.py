@@ -16,6 +16,7 @@ from berth.testing.vm import VM_RUN, vm_command, vm_run_available
 
 
 @pytest.mark.vm
+@pytest.mark.xdist_group("vm")  # one VM at a time: each emulates 2 vCPUs on a 2-core host
 @pytest.mark.slow
 @pytest.mark.timeout(540)
 def test_runtime_cgroup_tests_pass_on_pure_v2():
