@@ -35,3 +35,22 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "unit" not in item.nodeid.split("/"):
                 item.add_marker(skip)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Remove the empty parent cgroups the tests' containers lived under (/berth, /berth-test), once,
+    in the controlling process after every worker is done. rmdir only succeeds on an empty cgroup,
+    so a live berthd's containers are never touched."""
+    if hasattr(session.config, "workerinput") or os.geteuid() != 0:
+        return
+    base = "/sys/fs/cgroup"
+    try:
+        hierarchies = [os.path.join(base, h) for h in os.listdir(base)]
+    except OSError:
+        return
+    for h in hierarchies + [base]:
+        for parent in ("berth-test", "berth"):
+            try:
+                os.rmdir(os.path.join(h, parent))
+            except OSError:
+                pass
