@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from berth.daemon.monitorctl import write_json_atomic
+from berth.humanize import human_duration
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 
@@ -58,34 +59,6 @@ def parse_rfc3339_ns(t: str) -> int:
     digits = "".join(ch for ch in rest if ch.isdigit()) if rest else ""
     secs = calendar.timegm(time.strptime(base.rstrip("Z")[:19], "%Y-%m-%dT%H:%M:%S"))
     return secs * 1_000_000_000 + int((digits + "000000000")[:9])
-
-
-def human_duration(seconds: float) -> str:
-    """Go's units.HumanDuration, as `docker ps` prints it."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    m = s // 60
-    if m == 1:
-        return "About a minute"
-    if m < 60:
-        return f"{m} minutes"
-    h = round(s / 3600)
-    if h == 1:
-        return "About an hour"
-    if h < 48:
-        return f"{h} hours"
-    if h < 24 * 7 * 2:
-        return f"{h // 24} days"
-    if h < 24 * 30 * 2:
-        return f"{h // 24 // 7} weeks"
-    if h < 24 * 365 * 2:
-        return f"{h // 24 // 30} months"
-    return f"{h // 24 // 365} years"
 
 
 def fresh_state() -> dict:

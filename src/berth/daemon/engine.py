@@ -569,6 +569,18 @@ class Engine:
         if not c.removed:
             c.save()
         t_saved = time.monotonic()
+        await self._exited(c, code)
+        from berth.daemon.container import parse_rfc3339
+
+        lag = (time.time() - (time.monotonic() - t0) - parse_rfc3339(msg.get("finishedAt") or "")) * 1e3
+        log.debug("exit %s: reported %.1f ms after it, unmount %.1f ms, cgroup %.1f ms, state %.1f ms, "
+                  "auto-remove %.1f ms", c.id[:12], lag if msg.get("finishedAt") else -1, (t_unmount - t0) * 1e3, (t_cgroup - t_unmount) * 1e3, (t_saved - t_cgroup) * 1e3,
+                  (time.monotonic() - t_saved) * 1e3)
+        if restart and not c.host_config.get("AutoRemove"):
+            c.restart_task = self.spawn_bg(self._restart_later(c))
+
+    async def _exited(self, c: Container, code: int) -> None:
+        """After an exit is recorded: wake the waiters, then apply AutoRemove."""
         waiters, c.exit_waiters = c.exit_waiters, []
         for f in waiters:
             if not f.done():
@@ -578,14 +590,6 @@ class Engine:
                 await self.remove(c, force=True, volumes=False)
             except Exception as e:
                 log.warning("auto-remove %s: %s", c.id, e)
-        from berth.daemon.container import parse_rfc3339
-
-        lag = (time.time() - (time.monotonic() - t0) - parse_rfc3339(msg.get("finishedAt") or "")) * 1e3
-        log.debug("exit %s: reported %.1f ms after it, unmount %.1f ms, cgroup %.1f ms, state %.1f ms, "
-                  "auto-remove %.1f ms", c.id[:12], lag if msg.get("finishedAt") else -1, (t_unmount - t0) * 1e3, (t_cgroup - t_unmount) * 1e3, (t_saved - t_cgroup) * 1e3,
-                  (time.monotonic() - t_saved) * 1e3)
-        if restart and not c.host_config.get("AutoRemove"):
-            c.restart_task = self.spawn_bg(self._restart_later(c))
 
     async def _start_failed(self, c: Container, msg: str) -> None:
         """Docker records a failed start as an exit (127 not found, 126 not executable, 128
@@ -597,15 +601,7 @@ class Engine:
         if not c.removed:
             c.save()
         self.events.emit("container", "die", c.id, c.event_attrs(exitCode=str(code)))
-        waiters, c.exit_waiters = c.exit_waiters, []
-        for f in waiters:
-            if not f.done():
-                f.set_result(code)
-        if c.host_config.get("AutoRemove") and not c.removed and not c.removing:
-            try:
-                await self.remove(c, force=True, volumes=False)
-            except Exception as e:
-                log.warning("auto-remove %s: %s", c.id, e)
+        await self._exited(c, code)
 
     def _should_restart(self, c: Container, code: int) -> bool:
         rp = c.host_config.get("RestartPolicy") or {}
