@@ -79,6 +79,42 @@ def test_apply_pids_destroy(make_manager, waiting):
     m.kill_all(signal.SIGKILL)  # nothing to kill: fine
 
 
+def test_self_join_then_apply_puts_the_process_everywhere(make_manager):
+    """The runtime's path: create, open the v1 `tasks` files, fork; the child writes "0" into them
+    itself; apply(self_joined=True) moves it by pid only where it could not (cgroup v2)."""
+    m = make_manager()
+    m.create()
+    fds = m.open_self_join()
+    assert len(fds) == (0 if V2 else len([h for h in m.dirs() if not h.endswith("unified")]))
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            for fd in fds:
+                os.write(fd, b"0")
+            os.write(w, b"x")
+            time.sleep(30)
+        finally:
+            os._exit(0)
+    try:
+        for fd in fds:
+            os.close(fd)
+        assert os.read(r, 1) == b"x"
+        m.apply(pid, self_joined=bool(fds))
+        assert m.pids() == [pid]
+        with open(f"/proc/{pid}/cgroup") as f:
+            lines = f.read().splitlines()
+        assert lines and all(ln.split(":", 2)[2] == m.path for ln in lines if ln.split(":", 2)[2] != "/"), lines
+        assert len([ln for ln in lines if ln.split(":", 2)[2] == m.path]) == len(m.dirs())
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(r)
+        os.close(w)
+    m.destroy()
+    assert not m.exists()
+
+
 def test_apply_missing_pid_leaves_nothing(make_manager):
     m = make_manager()
     with open("/proc/sys/kernel/pid_max") as f:

@@ -17,7 +17,20 @@ class Manager(ABC):
     version: str                    # "v1", "v2" or "hybrid"
 
     @abstractmethod
-    def apply(self, pid: int) -> None: ...
+    def apply(self, pid: int, self_joined: bool = False) -> None:
+        """Create the cgroup and move `pid` in. self_joined: the process has already written itself
+        into the files of open_self_join(); only the hierarchies those do not cover remain."""
+
+    @abstractmethod
+    def create(self) -> list[str]:
+        """Make the directories; -> the ones this call created."""
+
+    def open_self_join(self) -> list[int]:
+        """Write-only fds (close-on-exec) of the files a single-threaded process writes "0" into to move
+        itself: cgroup v1 `tasks`. A single-thread move skips the kernel's threadgroup lock, whose
+        writer waits for an RCU grace period (5-13 ms here); cgroup.procs and cgroup v2 always take it.
+        The directories must exist (create())."""
+        return []
     @abstractmethod
     def set(self, resources: dict) -> None: ...
     @abstractmethod

@@ -60,11 +60,23 @@ class V1Manager(Manager):
             made += self.unified.create()
         return made
 
-    def apply(self, pid: int) -> None:
-        made = self.create()
+    def open_self_join(self) -> list[int]:
+        fds: list[int] = []
         try:
             for d in self._dirs.values():
-                write_procs(d, pid)
+                fds.append(os.open(os.path.join(d, "tasks"), os.O_WRONLY | os.O_CLOEXEC))
+        except OSError as e:
+            for fd in fds:
+                os.close(fd)
+            raise errors.SystemError_(f"cannot open {d}/tasks: {e.strerror}")
+        return fds
+
+    def apply(self, pid: int, self_joined: bool = False) -> None:
+        made = [] if self_joined else self.create()  # self-joined: create() came before open_self_join()
+        try:
+            if not self_joined:
+                for d in self._dirs.values():
+                    write_procs(d, pid)
             if self.unified is not None:
                 write_procs(self.unified.dir, pid)
         except errors.BerthError:

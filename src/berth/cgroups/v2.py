@@ -91,7 +91,7 @@ class V2Manager(Manager):
                 raise errors.Unsupported(err)
             parent = d
 
-    def apply(self, pid: int) -> None:
+    def apply(self, pid: int, self_joined: bool = False) -> None:
         made = self.create()
         try:
             write_procs(self.dir, pid)

@@ -172,7 +172,17 @@ def create(cid: str, o: Options, foreground_tty: bool = False, start_message: bo
                       new_ns=new_ns, join_ns=join_ns, bpf=bpf, seccomp_flags=sflags)
         from berth.runtime import process
 
-        pid, chan = process.spawn_init(ctx)
+        # The cgroup exists before the fork, so init moves itself into the v1 hierarchies first thing
+        # (open_self_join: no RCU grace period). In a new user namespace it could not write there.
+        mgr = cgroup.manager(linux.get("cgroupsPath"), cid)
+        if mgr is not None:
+            mgr.create()
+            if not ctx.userns:
+                ctx.cgroup_fds = mgr.open_self_join()
+        try:
+            pid, chan = process.spawn_init(ctx)
+        finally:
+            _close_all(ctx.cgroup_fds)
         started = procfs.start_time(pid)
         st = {
             "id": cid, "pid": pid, "start_time": started, "bundle": bundle, "rootfs": rootfs,
@@ -180,12 +190,12 @@ def create(cid: str, o: Options, foreground_tty: bool = False, start_message: bo
             "annotations": cfg.get("annotations") or {}, "config": cfg, "cgroups_path": None,
         }
         hstate = state.hook_state(st, "creating")
-        # init sets up namespaces and mounts while we put it in its cgroup (a cgroup migration may wait
-        # for an RCU grace period); it waits for "joined" before it needs the cgroup.
-        mgr = cgroup.manager(linux.get("cgroupsPath"), cid)
+        # init sets up namespaces and mounts while we move it by pid where it could not move itself
+        # (cgroup v2, or everywhere from a user namespace: such a move may wait for an RCU grace
+        # period, which warm shortens); it waits for "joined" before it needs the cgroup.
         if mgr is not None:
             st["cgroups_path"] = mgr.path
-            mgr.apply(pid)
+            mgr.apply(pid, self_joined=bool(ctx.cgroup_fds))
         warm.stop()
         # "joined" as soon as init is in its cgroup (its cgroup mount needs only that); the limits are
         # written while it goes on with its mounts, and "limited" comes before it may exec.
@@ -251,6 +261,14 @@ def create(cid: str, o: Options, foreground_tty: bool = False, start_message: bo
     finally:
         for sig, h in old_handlers.items():
             signal.signal(sig, h)
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 def _interrupt(sig, _frame):
@@ -498,6 +516,7 @@ def exec_(cid: str, o: Options, proc: dict, ignore_paused: bool = False) -> int:
     bpf, sflags = _compile_seccomp(cfg)
     pid = st["pid"]
     fds: dict[str, int] = {}
+    ctx = mgr = None
     try:
         for t in NS_FLAGS:
             name = NS_PROC[t]
@@ -519,15 +538,18 @@ def exec_(cid: str, o: Options, proc: dict, ignore_paused: bool = False) -> int:
             from berth.linux import libc as L
 
             L.prctl(L.PR_SET_CHILD_SUBREAPER, 1)
+        mgr = cgroup.for_state(st)
+        if mgr is not None and mgr.exists():
+            ctx.cgroup_fds = mgr.open_self_join()  # the child joins before it enters the namespaces
         child, chan = process.spawn_exec(ctx)
     finally:
         for fd in fds.values():
             os.close(fd)
+        _close_all(ctx.cgroup_fds if ctx is not None else [])
     master = None
     try:
-        mgr = cgroup.for_state(st)
         if mgr is not None:
-            mgr.apply(child)
+            mgr.apply(child, self_joined=bool(ctx.cgroup_fds))
         warm.stop()
         chan.send("joined")
         while True:

@@ -31,6 +31,7 @@ class Context:
         self.seccomp_flags: list[str] = []
         self.is_exec = False
         self.tramp_fd: int | None = None      # the sealed trampoline memfd (made by the runtime before fork)
+        self.cgroup_fds: list[int] = []       # cgroup v1 `tasks` files the child writes itself into
         self.new_keyring = True
         self.start_message = False           # run: init starts at once after "ready" (no exec.fifo)
         self.__dict__.update(kw)

@@ -24,8 +24,22 @@ def _message(e: BaseException) -> str:
     return str(e) or type(e).__name__
 
 
+def _join_cgroups(ctx: Context) -> None:
+    """Move ourselves (one thread, so the whole process) into the cgroup v1 hierarchies opened by the
+    runtime before the fork: "0" into `tasks` skips the RCU grace period a move by pid waits for."""
+    for fd in ctx.cgroup_fds:
+        try:
+            os.write(fd, b"0")
+        except OSError as e:
+            raise OSError(e.errno, f"joining the container's cgroup ({os.readlink(f'/proc/self/fd/{fd}')}): "
+                                   f"{e.strerror}") from None
+        os.close(fd)
+    ctx.cgroup_fds = []
+
+
 def container_init(ctx: Context, chan: Channel):
     try:
+        _join_cgroups(ctx)
         L.prctl(L.PR_SET_DUMPABLE, 0)
         _init_setup(ctx, chan)
     except BaseException as e:
@@ -169,6 +183,7 @@ def _init_setup(ctx: Context, chan: Channel) -> None:
 
 def exec_child(ctx: Context, chan: Channel):
     try:
+        _join_cgroups(ctx)
         L.prctl(L.PR_SET_DUMPABLE, 0)
         # Join the container: user namespace last, since it takes away our rights in the host's.
         for t in ("ipc", "uts", "network", "cgroup", "mount", "user"):
@@ -188,7 +203,7 @@ def exec_child(ctx: Context, chan: Channel):
             os.close(master)
             tty.make_controlling(slave)
             os.close(slave)
-        chan.expect("joined")  # the runtime has put us in the container's cgroup
+        chan.expect("joined")  # the runtime has put us in the container's cgroup (v2: by pid)
         path, env, tramp = _prepare_process(ctx, p)
         chan.close()
         _exec(ctx, p, path, env, tramp)

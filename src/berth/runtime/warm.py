@@ -1,6 +1,8 @@
-"""Keep the cgroup migration fast: hold the kernel's migration lock "warm" until the container has moved.
+"""Keep the cgroup v2 migration fast: hold the kernel's migration lock "warm" until the container has moved.
 
-Moving a process into a cgroup takes the kernel's cgroup_threadgroup_rwsem for writing; a writer that
+(cgroup v1 needs none of this: the container's process writes itself into v1 `tasks` files, a
+single-thread move that does not take the lock; see Manager.open_self_join.) Moving a process into a
+cgroup by pid takes the kernel's cgroup_threadgroup_rwsem for writing; a writer that
 comes after a quiet spell waits for an RCU grace period (5-12 ms here), a writer within about one grace
 period of the previous one is fast. A thread writes our own pid into the cgroup we are already in (a
 no-op move) at start-up, so the first grace period runs while the interpreter imports, then repeats
@@ -25,15 +27,15 @@ _LIMIT = 0.5
 
 
 def _candidates() -> list[str]:
-    """cgroup.procs of each hierarchy we are in (the first writable one is used)."""
+    """cgroup.procs of our cgroup in the cgroup2 hierarchy (pure v2, or a hybrid host's unified mount):
+    only there does the runtime move the container by pid (cgroup v1 joins go through `tasks`)."""
     with open("/proc/self/cgroup", "rb") as f:
         lines = f.read().decode().splitlines()
-    out = []
     for line in lines:
-        _h, ctrl, path = line.split(":", 2)
-        base = "/sys/fs/cgroup" if not ctrl else "/sys/fs/cgroup/" + ctrl.split(",")[0].removeprefix("name=")
-        out.append(base + path.rstrip("/") + "/cgroup.procs")
-    return out
+        if line.startswith("0::"):
+            path = line[3:].rstrip("/")
+            return [f"/sys/fs/cgroup{path}/cgroup.procs", f"/sys/fs/cgroup/unified{path}/cgroup.procs"]
+    return []
 
 
 def _open(paths: list[str]) -> int | None:
