@@ -20,6 +20,7 @@ class DaemonConfig:
     log_level: str = "info"
     log_max_size: int = 10 << 20  # json-file rotation default, per container
     log_max_files: int = 2
+    monitor: str = "shared"  # one monitor host for all containers, or "per-container" (isolation)
 
     @property
     def runtime_root(self) -> str:
@@ -46,6 +47,9 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
     p.add_argument("--storage-driver", "-s", default=None, help="overlay, vfs or btrfs (default: detect)")
     p.add_argument("--runtime", default=None, help="OCI runtime binary (default berth-runtime)")
     p.add_argument("--log-level", "-l", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--monitor", default=None, choices=["shared", "per-container"],
+                   help="one monitor process for every container (default), or one per container "
+                        "(BERTH_MONITOR)")
     a = p.parse_args(argv)
     env = os.environ
     hosts = a.host or ([env["BERTH_HOST"]] if env.get("BERTH_HOST") else None)
@@ -58,4 +62,7 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
     cfg.storage_driver = a.storage_driver or env.get("BERTH_STORAGE_DRIVER") or None
     cfg.runtime = a.runtime or env.get("BERTH_RUNTIME") or default_runtime()
     cfg.log_level = a.log_level
+    cfg.monitor = a.monitor or env.get("BERTH_MONITOR") or cfg.monitor
+    if cfg.monitor not in ("shared", "per-container"):
+        p.error(f"BERTH_MONITOR: {cfg.monitor!r} is neither shared nor per-container")
     return cfg

@@ -58,11 +58,14 @@ async def serve(cfg: DaemonConfig) -> None:
     from berth.daemon.routers import build_router
 
     eng = Engine(cfg)
-    await eng.restore()
+    eng.zygote.mode = cfg.monitor
+    # A monitor host left by a previous berthd (containers kept running): tell it we are here. A
+    # new one starts with the first container start.
     try:
-        await eng.zygote.ensure()
-    except Exception as e:  # monitors then start as fresh interpreters: slower, still correct
-        log.warning("monitor zygote did not start: %s", e)
+        await eng.zygote.attach()
+    except Exception as e:  # noqa: BLE001 - a new host is started when one is needed
+        log.warning("monitor host not reachable: %s", e)
+    await eng.restore()
 
     def audit(req, status, err):
         p = req.params
@@ -91,7 +94,7 @@ async def serve(cfg: DaemonConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    log.info("shutting down (containers keep running under their monitors)")
+    log.info("shutting down (containers keep running under their monitor host)")
     for s in servers:
         s.close()
     for t in list(server.connections):

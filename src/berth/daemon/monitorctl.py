@@ -1,4 +1,5 @@
-"""berthd's side of the monitor: start one per container start, talk to its socket."""
+"""berthd's side of the monitors: start monitoring a container (in the shared monitor host, or a
+host of its own), talk to a container's monitor socket."""
 
 from __future__ import annotations
 
@@ -28,61 +29,150 @@ def write_json_atomic(path: str, obj: Any, mode: int = 0o600) -> None:
     os.rename(tmp, path)
 
 
-_ZYGOTE_BOOT = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
-                "from berth.monitor.zygote import main; main()")
+_HOST_BOOT = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
+              "from berth.monitor.host import main; main()")
+MODES = ("shared", "per-container")
 
 
-class Zygote:
-    """berthd's handle on the warm monitor parent (berth.monitor.zygote)."""
+class MonitorHost:
+    """berthd's handle on the monitor host (berth.monitor.host) of its exec root.
 
-    def __init__(self, exec_root: str) -> None:
-        self.sock = os.path.join(exec_root, "monitor-zygote.sock")
-        self.proc: asyncio.subprocess.Process | None = None
+    shared: one detached host serves every container; started on the first container start,
+    found again through <exec_root>/monitor-host.sock by a restarted berthd, which keeps a
+    "hello" connection open (the host exits once it has no container and no berthd).
+    per-container: every container start runs a host of its own for that container alone.
+    """
+
+    def __init__(self, exec_root: str, mode: str = "shared") -> None:
+        self.sock = os.path.join(exec_root, "monitor-host.sock")
+        self.mode = mode
+        self.pid = 0
+        self.ctl: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self.lock = asyncio.Lock()
 
-    async def ensure(self) -> None:
+    @property
+    def shared(self) -> bool:
+        return self.mode == "shared"
+
+    def _alive(self) -> bool:
+        return self.ctl is not None and not self.ctl[0].at_eof() and not self.ctl[1].is_closing()
+
+    async def _hello(self) -> bool:
+        try:
+            reader, writer = await connect(self.sock, {"op": "hello"})
+        except (errors.BerthError, OSError):
+            return False
+        try:
+            line = await asyncio.wait_for(reader.readline(), 10)
+            st = json.loads(line) if line else {}
+        except (OSError, ValueError, TimeoutError):
+            st = {}
+        if not st.get("ok"):
+            writer.close()
+            return False
+        self.pid = int(st.get("pid") or 0)
+        self.ctl = (reader, writer)
+        return True
+
+    async def attach(self) -> bool:
+        """Connect to a host that is already there (berthd start); never starts one."""
+        if not self.shared or not os.path.exists(self.sock):
+            return False
         async with self.lock:
-            if self.proc is not None and self.proc.returncode is None:
+            return self._alive() or await self._hello()
+
+    async def ensure(self) -> None:
+        """Connected to a live host, starting one if there is none (or only a stale socket)."""
+        async with self.lock:
+            if self._alive() or await self._hello():
                 return
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-I", "-S", "-c", _ZYGOTE_BOOT, SRC_DIR, self.sock,
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-I", "-S", "-c", _HOST_BOOT, SRC_DIR, "host", self.sock,
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                 stderr=None, start_new_session=True)
-            assert self.proc.stdout is not None
-            line = await asyncio.wait_for(self.proc.stdout.readline(), 30)
-            if line.strip() != b"ready":
-                raise errors.SystemError_("the monitor zygote did not start")
+            assert proc.stdout is not None
+            try:
+                line = await asyncio.wait_for(proc.stdout.readline(), 30)
+            finally:
+                await proc.wait()  # the host itself is a grandchild, detached
+            if not line.startswith(b"ready") or not await self._hello():
+                raise errors.SystemError_("the monitor host did not start")
 
     async def spawn(self, rundir: str, timeout: float) -> bytes:
         await self.ensure()
-        reader, writer = await connect(self.sock, {"rundir": rundir})
+        reader, writer = await connect(self.sock, {"op": "spawn", "rundir": rundir})
         try:
             return await asyncio.wait_for(reader.readline(), timeout)
         finally:
             writer.close()
 
     def close(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            try:
-                self.proc.kill()
-            except ProcessLookupError:
-                pass
-
-
-async def spawn(rundir: str, cfg: dict, timeout: float = 60.0, zygote: Zygote | None = None) -> dict:
-    """Start a monitor for `cfg` (monitor.json); returns its status {"pid", "monitor"} once the
-    runtime created the container, or raises with the runtime's error."""
-    write_json_atomic(os.path.join(rundir, "monitor.json"), cfg)
-    if zygote is not None:
+        """berthd stops: say goodbye (the host stays while it monitors containers); if it exits,
+        wait a moment for it to be gone so nothing of ours outlives a clean shutdown."""
+        if self.ctl is None:
+            return
+        writer = self.ctl[1]
+        self.ctl = None
+        sock = writer.get_extra_info("socket")
+        exiting = False
         try:
-            data = await zygote.spawn(rundir, timeout)
-        except TimeoutError:
-            raise errors.SystemError_("the container monitor did not report within %ds" % timeout)  # noqa: UP031
-        except (errors.BerthError, OSError) as e:
+            if sock is not None and not writer.is_closing():
+                import socket as _socket
+
+                s = _socket.socket(fileno=os.dup(sock.fileno()))
+                try:
+                    s.setblocking(True)
+                    s.settimeout(2)
+                    s.sendall(b'{"op": "bye"}\n')
+                    buf = b""
+                    while b"\n" not in buf:
+                        chunk = s.recv(4096)
+                        if not chunk:
+                            break
+                        buf += chunk
+                    exiting = bool(buf) and bool(json.loads(buf.split(b"\n", 1)[0]).get("exit"))
+                finally:
+                    s.close()
+        except (OSError, ValueError):
+            pass
+        writer.close()
+        if exiting and self.pid:
+            import time
+
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline and _running(self.pid):
+                time.sleep(0.01)
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+Zygote = MonitorHost  # the engine's name for it
+
+
+async def spawn(rundir: str, cfg: dict, timeout: float = 60.0, zygote: MonitorHost | None = None) -> dict:
+    """Start monitoring `cfg` (monitor.json): in the shared host, or a host of its own. Returns the
+    status {"pid", "monitor"} once the runtime created the container, or raises with its error."""
+    write_json_atomic(os.path.join(rundir, "monitor.json"), cfg)
+    if zygote is not None and zygote.shared:
+        try:
+            await zygote.ensure()
+        except (errors.BerthError, OSError, TimeoutError) as e:
             import logging
 
-            logging.getLogger("berthd").warning("monitor zygote unavailable (%s): starting the monitor directly", e)
+            logging.getLogger("berthd").warning("monitor host unavailable (%s): a host for this container alone", e)
         else:
+            try:
+                data = await zygote.spawn(rundir, timeout)
+            except TimeoutError:
+                raise errors.SystemError_("the container monitor did not report within %ds" % timeout)  # noqa: UP031
+            except ConnectionError as e:
+                raise errors.SystemError_(f"the monitor host went away: {e}")
             return _status(rundir, data)
     r, w = os.pipe()
     try:

@@ -1,8 +1,12 @@
-"""The per-container monitor: outlives berthd, holds the container's stdio, writes the json-file
-log, serves attach/exec/wait over a unix socket and records the exit status.
+"""The monitor of one container: holds the container's stdio, writes the json-file log, serves
+attach/exec/wait over a unix socket and records the exit status; it outlives berthd.
 
-Stdlib only and single-threaded (one poll loop; the SIGCHLD handler only wakes the loop), started
-by berthd as `python -I -S` and detached (double fork + setsid): memory per idle container matters.
+A `Monitor` is not a process: it lives in a monitor host (berth.monitor.host), one detached,
+single-threaded process with one poll loop that serves every container of a berthd (or, with
+`berthd --monitor per-container`, just one). The host owns the poll object, the SIGCHLD reaping
+and the child table; a Monitor registers its fds and child pids with it, and anything that goes
+wrong in a Monitor's callbacks fails that container's operation (or its monitor), logged to its
+own monitor.log, never the host. Stdlib only: memory per idle container matters.
 
 Socket protocol (monitor.sock): the client sends one JSON line, {"op": ...}; the monitor answers
 with 8-byte frames `[kind][0 0 0][len u32 BE][payload]` where kind 1 = stdout, 2 = stderr and
@@ -17,8 +21,9 @@ half-close is stdin EOF.
   runtime args     -> `runtime kill|pause|resume|update ...`; control {"rc": n, "out": "..."}
   ping             -> control {"ok": true, "pid": init pid, "finished": bool}
 
-With "runtime_inproc" (berth's own runtime) the runtime's CLI runs in a fork of this process
-(modules preloaded by the zygote) instead of a fresh interpreter.
+With "runtime_inproc" (berth's own runtime) the runtime's CLI runs in a fork of the host (modules
+preloaded there) instead of a fresh interpreter; the fork keeps only its stdio, so no fd of any
+container reaches another container's runtime or processes.
 """
 
 import errno
@@ -97,8 +102,9 @@ def write_file_atomic(path, data):
 class JsonLog:
     """Docker's json-file format, rotated by size: <path>, <path>.1, ... <path>.(max_files-1)."""
 
-    def __init__(self, path, max_size, max_files):
+    def __init__(self, path, max_size, max_files, warn=None):
         self.path = path
+        self.warn = warn or (lambda msg: sys.stderr.write(msg))
         self.max_size = max_size
         self.max_files = max(1, max_files)
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
@@ -149,7 +155,7 @@ class JsonLog:
         except OSError as e:  # a full disk loses log lines, not the container
             self.errors += 1
             if self.errors == 1:
-                sys.stderr.write(f"log write failed: {e}\n")
+                self.warn(f"log write failed: {e}\n")
 
     def write(self, kind, data):
         buf = self.partial[kind] + data
@@ -212,16 +218,38 @@ class Exec:
         self.pid_file = None
 
 
+class _Children:
+    """This monitor's view of the host's child table (pid -> (monitor, callback(status)))."""
+
+    def __init__(self, host, mon):
+        self.table = host.children
+        self.mon = mon
+
+    def __setitem__(self, pid, cb):
+        self.table[pid] = (self.mon, cb)
+
+    def pop(self, pid, default=None):
+        v = self.table.pop(pid, None)
+        return default if v is None else v[1]
+
+
 class Monitor:
-    def __init__(self, cfg):
+    def __init__(self, cfg, host):
         self.cfg = cfg
         self.id = cfg["id"]
         self.tty = cfg.get("tty", False)
-        self.poll = select.poll()
-        self.handlers = {}  # fd -> callable(events)
+        self.host = host
+        self.poll = host.poll
+        self.handlers = host.handlers  # fd -> callable(events), shared by every monitor of the host
+        self.env = host.env
+        self.errlog = os.open(cfg.get("monitor_log") or os.path.join(cfg["rundir"], "monitor.log"),
+                              os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
         self.clients = {}
-        self.children = {}  # pid -> callback(status)
-        self.orphan_status = {}  # pid -> status for pids reaped before we knew them
+        self.children = _Children(host, self)
+        self.orphan_status = host.orphan_status  # pid -> status for pids reaped before we knew them
+        self.listener = None
+        self.sock_ino = None
+        self.closed = False
         self.out_fds = {}  # container output fd -> kind
         self.stdin_w = None
         self.master = None
@@ -229,24 +257,27 @@ class Monitor:
         self.exit_status = None
         self.exit_deadline = None
         self.finished = False
-        self.log = JsonLog(cfg["log_path"], cfg.get("log_max_size", 0), cfg.get("log_max_files", 1))
+        self.dirfd = -1
+        self.log = None
+        self.log = JsonLog(cfg["log_path"], cfg.get("log_max_size", 0), cfg.get("log_max_files", 1), self.warn)
         self.execs = {}
         self.sinks = {}  # stdin fd -> Sink
         self.out_paused = False
         self.dirfd = os.open(cfg["rundir"], os.O_PATH | os.O_DIRECTORY)
 
     # -- loop plumbing -------------------------------------------------------------------------
+    def warn(self, msg):
+        """A line for this container's monitor.log."""
+        try:
+            os.write(self.errlog, f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {msg.rstrip()}\n".encode())
+        except OSError:
+            pass
+
     def watch(self, fd, mask, cb):
-        self.handlers[fd] = cb
-        self.poll.register(fd, mask)
+        self.host.watch(fd, mask, cb, self)
 
     def unwatch(self, fd):
-        if fd in self.handlers:
-            del self.handlers[fd]
-            try:
-                self.poll.unregister(fd)
-            except KeyError:
-                pass
+        self.host.unwatch(fd)
 
     def spawn(self, argv, stdin=None, stdout=None, stderr=None, on_exit=None):
         if self.cfg.get("runtime_inproc") and argv and argv[0] == self.cfg["runtime"]:
@@ -341,18 +372,7 @@ class Monitor:
         return [c["runtime"], "--root", c["runtime_root"], *args]
 
     def reap(self):
-        while True:
-            try:
-                pid, st = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            cb = self.children.pop(pid, None)
-            if cb:
-                cb(st)
-            else:
-                self.orphan_status[pid] = st
+        self.host.reap()
 
     # -- container lifecycle -----------------------------------------------------------------
     def create(self):
@@ -464,7 +484,7 @@ class Monitor:
                     fd = self._recv_fd(conn)
                     conn.close()
                 except OSError as e:
-                    sys.stderr.write("console socket: {}\n".format(e))  # noqa: UP032
+                    self.warn("console socket: {}".format(e))  # noqa: UP032
                 break
             try:
                 p, s = os.waitpid(pid, os.WNOHANG)
@@ -488,6 +508,9 @@ class Monitor:
                 fds = struct.unpack("%di" % (len(data) // 4), data[: len(data) - len(data) % 4])  # noqa: UP031
                 for extra in fds[1:]:
                     os.close(extra)
+                # SCM_RIGHTS fds arrive inheritable: a spawned runtime of another container
+                # would get a copy of this pty.
+                os.set_inheritable(fds[0], False)
                 return fds[0]
         raise OSError("no file descriptor received on the console socket")
 
@@ -1034,7 +1057,7 @@ class Monitor:
             cl.closing = True
             self.flush(cl)
 
-    # -- main --------------------------------------------------------------------------------
+    # -- in the host's loop ------------------------------------------------------------------
     def serve(self):
         path = self.short(self.cfg["sock"])
         try:
@@ -1044,49 +1067,46 @@ class Monitor:
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.listener.bind(path)
         os.chmod(path, 0o600)
+        self.sock_ino = os.stat(path).st_ino
         self.listener.listen(64)
         self.listener.setblocking(False)
         self.watch(self.listener.fileno(), select.POLLIN, self.accept)
 
-    def loop(self, wake_r):
-        self.watch(wake_r, select.POLLIN, lambda ev: self._drain_wake(wake_r))
-        while True:
-            if self.finished and not any(c.op in ("attach", "wait", "exec") for c in self.clients.values()):  # noqa: SIM102
-                if not self.execs:
-                    return
-            timeout = None
-            if self.exit_status is not None and not self.finished:
-                timeout = max(0, int((self.exit_deadline - time.monotonic()) * 1000)) + 1
-            elif self.finished:
-                timeout = 200
-            try:
-                events = self.poll.poll(timeout)
-            except InterruptedError:
-                continue
-            for fd, ev in events:
-                cb = self.handlers.get(fd)
-                if cb:
-                    try:
-                        cb(ev)
-                    except Exception:  # noqa: BLE001 - one bad client or fd must not kill the container's monitor
-                        import traceback
+    def done(self):
+        """Finished and nobody is waiting for anything more from this monitor."""
+        return self.finished and not self.execs and not any(
+            c.op in ("attach", "wait", "exec") for c in self.clients.values())
 
-                        traceback.print_exc()
-                        cl = self.clients.get(fd)
-                        if cl is not None:
-                            self.drop(cl)
-                        elif fd not in self.out_fds:
-                            self.unwatch(fd)
-            self.reap()
-            self._maybe_finish()
-            if self.finished and self.stdin_w is not None and self.stdin_w != self.master:
-                self._close_stdin(self.stdin_w, force=True)
-            if self.finished:
-                self._drop_stalled()
-            if self.finished and self.sinks:
-                for sink in list(self.sinks.values()):
-                    if not any(ex.stdin_fd == sink.fd for ex in self.execs.values()):
-                        self._stdin_gone(sink)  # the container is gone: its stdin with it
+    def timeout(self):
+        """Milliseconds the host's poll may sleep for this monitor's sake (None: no limit)."""
+        if self.exit_status is not None and not self.finished:
+            return max(0, int((self.exit_deadline - time.monotonic()) * 1000)) + 1
+        if self.finished:
+            return 200
+        return None
+
+    def on_error(self, fd):
+        """A callback of ours raised: log it here and give up that client or fd, not the monitor."""
+        import traceback
+
+        self.warn(traceback.format_exc())
+        cl = self.clients.get(fd)
+        if cl is not None:
+            self.drop(cl)
+        elif fd not in self.out_fds:
+            self.unwatch(fd)
+
+    def tick(self):
+        """After every poll round: finish, close stdin, give up stalled readers."""
+        self._maybe_finish()
+        if self.finished and self.stdin_w is not None and self.stdin_w != self.master:
+            self._close_stdin(self.stdin_w, force=True)
+        if self.finished:
+            self._drop_stalled()
+        if self.finished and self.sinks:
+            for sink in list(self.sinks.values()):
+                if not any(ex.stdin_fd == sink.fd for ex in self.execs.values()):
+                    self._stdin_gone(sink)  # the container is gone: its stdin with it
 
     def _drop_stalled(self):
         """The container is gone: a client that stopped reading (a stuck attach) must not keep
@@ -1096,13 +1116,47 @@ class Monitor:
             if cl.out and cl.op in ("attach", "wait") and now - cl.progress > _STALLED:
                 self.drop(cl)
 
-    def _drain_wake(self, fd):
-        try:
-            while os.read(fd, 512):
+    def close(self):
+        """Release everything this monitor holds in the host: its fds, its socket, its children
+        (a monitor that failed while its container runs forgets it, as a dead monitor process did).
+        Every fd once: a number closed twice may already be another container's."""
+        if self.closed:
+            return
+        self.closed = True
+        host = self.host
+        for fd in [fd for fd, owner in host.owner.items() if owner is self]:
+            host.unwatch(fd)
+        for pid in [pid for pid, (owner, _cb) in host.children.items() if owner is self]:
+            del host.children[pid]
+        for cl in list(self.clients.values()):
+            try:
+                cl.sock.close()
+            except OSError:
                 pass
-        except BlockingIOError:
-            pass
-        self.reap()
+        self.clients.clear()
+        if self.listener is not None:
+            path = self.short(self.cfg["sock"])
+            try:
+                if os.stat(path).st_ino == self.sock_ino:  # not a successor's socket (a restart)
+                    os.unlink(path)
+            except OSError:
+                pass
+            self.listener.close()
+            self.listener = None
+        fds = set(self.out_fds) | {self.stdin_w, self.master}
+        for sink in self.sinks.values():
+            fds |= {sink.fd, sink.pfd}
+        for ex in self.execs.values():
+            fds |= set(ex.fds) | {ex.stdin_fd, ex.master}
+        fds |= {self.log.fd if self.log else None, self.dirfd, self.errlog}
+        self.out_fds, self.sinks, self.execs = {}, {}, {}
+        self.stdin_w = self.master = None
+        for fd in fds:
+            if fd is not None and fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
 
 
 def _resize(fd, h, w):
@@ -1114,66 +1168,9 @@ def _resize(fd, h, w):
 
 
 def main(argv=None):
+    """`python -m berth.monitor.monitor RUNDIR STATUS_FD`: a host of this one container (berthd's
+    per-container mode, and its fallback when the shared host cannot be reached)."""
+    from berth.monitor.host import run_single
+
     argv = sys.argv[1:] if argv is None else argv
-    run(argv[0], int(argv[1]))
-
-
-def run(rundir, status_fd):
-    """Detach and monitor the container whose monitor.json is in `rundir`; the status line
-    ({"ok", "pid", "monitor"} or {"error"}) goes to `status_fd`."""
-    os.set_inheritable(status_fd, False)  # the runtime and the container must not hold it
-    with open(os.path.join(rundir, "monitor.json")) as f:
-        cfg = json.load(f)
-    cfg["rundir"] = rundir
-    # Detach: the first child becomes session leader and forks the monitor proper, so berthd
-    # never has a long-lived child and the monitor survives berthd's death.
-    if os.fork() > 0:
-        os._exit(0)
-    os.setsid()
-    if os.fork() > 0:
-        os._exit(0)
-    os.chdir("/")
-    devnull = os.open("/dev/null", os.O_RDWR)
-    os.dup2(devnull, 0)
-    os.dup2(devnull, 1)
-    errlog = os.open(cfg.get("monitor_log") or os.path.join(rundir, "monitor.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    os.dup2(errlog, 2)
-    os.close(devnull)
-    os.close(errlog)
-    wake_r, wake_w = os.pipe()
-    os.set_blocking(wake_r, False)
-    os.set_blocking(wake_w, False)
-    signal.set_wakeup_fd(wake_w)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    set_subreaper()
-    mon = Monitor(cfg)
-    mon.env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
-    if os.environ.get("XDG_RUNTIME_DIR"):
-        mon.env["XDG_RUNTIME_DIR"] = os.environ["XDG_RUNTIME_DIR"]
-    with open(os.path.join(rundir, "monitor.pid"), "w") as f:
-        f.write(str(os.getpid()))
-    try:
-        mon.serve()
-        mon.create()
-    except Exception as e:
-        try:
-            os.write(status_fd, json.dumps({"error": str(e)}).encode() + b"\n")
-        finally:
-            os.close(status_fd)
-        try:
-            os.unlink(cfg["sock"])
-        except OSError:
-            pass
-        mon.run_sync(mon.runtime("delete", "--force", mon.id))
-        os._exit(1)
-    os.write(status_fd, json.dumps({"ok": True, "pid": mon.init_pid, "monitor": os.getpid()}).encode() + b"\n")
-    os.close(status_fd)
-    mon.loop(wake_r)
-    try:
-        os.unlink(mon.short(cfg["sock"]))
-    except OSError:
-        pass
-    os._exit(0)
+    run_single(argv[0], int(argv[1]))
