@@ -217,9 +217,10 @@ class Host:
                 c.hello = self.ever_connected = True
                 self._reply(c, {"ok": True, "pid": os.getpid(), "containers": len(self.monitors)})
             elif op == "bye":
-                c.hello = False  # this berthd no longer counts
+                self.unwatch(c.fd)
+                self.conns.pop(c.fd, None)  # this berthd no longer counts
                 self._reply(c, {"ok": True, "exit": self.should_exit()})
-                self._close_conn(c)
+                c.sock.close()
                 return
             elif op == "spawn" and not c.hello:
                 self._reply(c, self.add(str(req.get("rundir"))))
@@ -233,12 +234,12 @@ class Host:
             self._close_conn(c)
 
     def should_exit(self):
-        if self.monitors or any(c.hello for c in self.conns.values()):
+        if self.monitors:
             return False
         if self.listener is None:
             return True
         # Without a berthd ever connected: wait a little for the one that started us.
-        return self.ever_connected or time.monotonic() - self.started > _GRACE or bool(self.conns)
+        return not self.conns and (self.ever_connected or time.monotonic() - self.started > _GRACE)
 
     # -- the loop ------------------------------------------------------------------------------
     def loop(self, wake_r):

@@ -799,7 +799,26 @@ class Monitor:
                 cl.closing = True
                 self.flush(cl)
                 return
-            self.dispatch(cl, req)
+            if not isinstance(req, dict):
+                self.send(cl, control({"error": "bad request line"}))
+                cl.closing = True
+                self.flush(cl)
+                return
+            try:
+                self.dispatch(cl, req)
+            except Exception as e:  # noqa: BLE001 - this request fails, not the monitor
+                import traceback
+
+                self.warn(f"request {req.get('op')!r} failed:\n{traceback.format_exc()}")
+                for k, ex in list(self.execs.items()):
+                    if ex.client is cl and ex.pid is None:
+                        del self.execs[k]
+                cl.exec = None
+                cl.op = "failed"
+                self.send(cl, control({"error": f"{type(e).__name__}: {e}"}))
+                cl.closing = True
+                self.flush(cl)
+                return
             data = rest
             if not data:
                 return
@@ -896,6 +915,8 @@ class Monitor:
 
     # -- exec --------------------------------------------------------------------------------
     def start_exec(self, cl, req):
+        if not isinstance(req.get("process"), str):
+            raise ValueError("exec: no process file")
         tty = bool(req.get("tty"))
         ex = Exec(cl, tty)
         eid = req.get("id") or str(len(self.execs))

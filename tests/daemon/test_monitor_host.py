@@ -1,0 +1,227 @@
+"""One monitor host process serves every container of a berthd: shared by all, found again by a
+restarted berthd, one container's trouble stays its own, no container sees another's fds, and the
+host leaves once it has nothing to do. Also the per-container mode (`berthd --monitor per-container`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import struct
+import time
+
+import pytest
+
+pytestmark = pytest.mark.interop
+
+
+def wait_for(cond, what: str, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def monitor_pid(d, name: str) -> int:
+    cid = d.inspect(name)["Id"]
+    with open(os.path.join(d.exec_root, "containers", cid, "monitor.pid")) as f:
+        return int(f.read())
+
+
+def host_pids(d) -> list[int]:
+    """Processes whose command line names this daemon's monitor-host socket."""
+    sock = os.path.join(d.exec_root, "monitor-host.sock").encode()
+    out = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                if sock in f.read() and _alive(int(p)):
+                    out.append(int(p))
+        except OSError:
+            pass
+    return out
+
+
+def log_lines(d, name: str) -> list[str]:
+    with open(d.inspect(name)["LogPath"]) as f:
+        return [json.loads(line)["log"] for line in f]
+
+
+def monitor_request(d, name: str, line: bytes) -> list[tuple[int, bytes]]:
+    """Send raw bytes to a container's monitor socket; the frames it answers with."""
+    cid = d.inspect(name)["Id"]
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    dfd = os.open(os.path.join(d.exec_root, "containers", cid), os.O_PATH)  # AF_UNIX: 108 bytes at most
+    try:
+        s.connect(f"/proc/self/fd/{dfd}/monitor.sock")
+        try:
+            s.sendall(line)
+            s.shutdown(socket.SHUT_WR)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        buf = b""
+        while True:
+            try:
+                b = s.recv(65536)
+            except ConnectionResetError:  # dropped by the monitor
+                break
+            if not b:
+                break
+            buf += b
+    finally:
+        s.close()
+        os.close(dfd)
+    frames = []
+    while len(buf) >= 8:
+        kind, n = struct.unpack(">BxxxI", buf[:8])
+        frames.append((kind, buf[8:8 + n]))
+        buf = buf[8 + n:]
+    return frames
+
+
+TICK = "trap 'echo bye; exit 5' TERM; i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.1; done"
+
+
+def test_one_host_serves_many_and_survives_berthd_kill9(fresh_berthd, cname):
+    d = fresh_berthd
+    names = [f"{cname}-{i}" for i in range(3)]
+    for n in names:
+        d.docker("run", "-d", "--name", n, "busybox", "sh", "-c", TICK)
+    pids = {monitor_pid(d, n) for n in names}
+    assert len(pids) == 1, pids
+    host = pids.pop()
+    assert host_pids(d) == [host]
+    assert {d.inspect(n)["State"]["MonitorPid"] for n in names} == {host}
+    short = cname + "-short"
+    d.docker("run", "-d", "--name", short, "busybox", "sh", "-c", "sleep 1; exit 9")
+    wait_for(lambda: all(len(log_lines(d, n)) >= 2 for n in names), "output of every container")
+    logs = [d.inspect(n)["LogPath"] for n in names]
+
+    d.stop(signal.SIGKILL)
+    counts = []
+    for p in logs:
+        with open(p) as f:
+            counts.append(len(f.readlines()))
+    time.sleep(1.5)  # the short one exits while berthd is away
+    for p, n in zip(logs, counts, strict=True):
+        with open(p) as f:
+            assert len(f.readlines()) > n, "the host keeps logging without berthd"
+    assert _alive(host)
+
+    d.start()
+    assert host_pids(d) == [host]
+    assert d.inspect(short)["State"]["ExitCode"] == 9
+    new = cname + "-new"
+    d.docker("run", "-d", "--name", new, "busybox", "sleep", "300")
+    assert monitor_pid(d, new) == host  # the restarted berthd found the same host
+    r = d.docker("exec", names[0], "echo", "from-exec")
+    assert r.stdout == b"from-exec\n"
+    d.docker("stop", "-t", "5", names[0])
+    st = d.inspect(names[0])["State"]
+    assert (st["Status"], st["ExitCode"]) == ("exited", 5)
+    assert log_lines(d, names[0])[-1] == "bye\n"
+    assert d.inspect(names[1])["State"]["Running"]
+    d.docker("rm", "-f", *names, short, new)
+    d.stop()
+    wait_for(lambda: not _alive(host), "the host to exit: no container, no berthd", timeout=10)
+    assert not os.path.exists(os.path.join(d.exec_root, "monitor-host.sock"))
+
+
+def test_trouble_in_one_container_stays_there(fresh_berthd, cname):
+    d = fresh_berthd
+    a, b = cname + "-a", cname + "-b"
+    d.docker("run", "-d", "--name", a, "busybox", "sh", "-c", TICK)
+    d.docker("run", "-d", "-i", "--name", b, "busybox", "sh", "-c", TICK)
+    host = monitor_pid(d, b)
+    # Bad requests to A's monitor: each is answered with an error, the monitor goes on.
+    for line in (b"{not json\n", b'{"op": "frobnicate"}\n', b'{"op": "runtime", "args": ["delete"]}\n',
+                 b'{"op": "exec"}\n', b'["a list"]\n'):
+        frames = monitor_request(d, a, line)
+        assert frames and frames[-1][0] == 3 and b"error" in frames[-1][1], (line, frames)
+    assert monitor_request(d, a, b"x" * 200_000) == []  # an endless first line: dropped
+    assert json.loads(monitor_request(d, a, b'{"op": "ping"}\n')[-1][1])["ok"]
+    # A's monitor breaks for good: its run dir is gone when its container ends, so the exit
+    # cannot be recorded. The host logs it to A's monitor.log and goes on with B.
+    info = d.inspect(a)
+    rundir = os.path.join(d.exec_root, "containers", info["Id"])
+    os.rename(rundir, rundir + ".gone")
+    try:
+        os.kill(info["State"]["Pid"], signal.SIGKILL)
+        wait_for(lambda: not d.inspect(a)["State"]["Running"], "A seen as ended")
+    finally:
+        os.rename(rundir + ".gone", rundir)
+    assert _alive(host)
+    n = len(log_lines(d, b))
+    wait_for(lambda: len(log_lines(d, b)) > n + 2, "B still logging")
+    assert d.docker("exec", b, "echo", "ok").stdout == b"ok\n"
+    assert d.inspect(b)["State"]["Running"] and monitor_pid(d, b) == host
+    d.docker("stop", "-t", "5", b)
+    assert d.inspect(b)["State"]["ExitCode"] == 5
+    d.docker("rm", "-f", a, b)
+
+
+def _fd_targets(listing: str) -> list[str]:
+    """`ls -l /proc/.../fd` lines -> 'N -> target' for every fd."""
+    out = []
+    for line in listing.splitlines():
+        if "->" in line:
+            left, _, target = line.partition("->")
+            out.append(f"{left.split()[-1]} -> {target.strip()}")
+    return out
+
+
+def test_no_fd_of_one_container_in_another(berthd, cname):
+    d = berthd
+    a, t, b = cname + "-a", cname + "-t", cname + "-b"
+    d.docker("run", "-d", "-i", "--name", a, "busybox", "sh", "-c", "cat >/dev/null; sleep 300")
+    d.docker("run", "-d", "-i", "-t", "--name", t, "busybox", "sh")
+    try:
+        # B starts (runtime create/start forked from the host) while A and T hold pipes and a pty.
+        d.docker("run", "-d", "--name", b, "busybox", "sh", "-c", "ls -l /proc/1/fd; exec sleep 300")
+        wait_for(lambda: any("->" in x for x in log_lines(d, b)), "B's fd listing")
+        init_fds = _fd_targets("".join(log_lines(d, b)))
+        assert sorted(x.split()[0] for x in init_fds) == ["0", "1", "2"], init_fds
+        # an exec (also forked from the host) sees its own stdio only
+        ex = _fd_targets(d.out("exec", b, "ls", "-l", "/proc/self/fd"))
+        assert {"0", "1", "2"} <= {x.split()[0] for x in ex} <= {"0", "1", "2", "3"}, ex  # 3: ls's dir
+        # and from outside: every process in B holds 0-2 only
+        pid = d.inspect(b)["State"]["Pid"]
+        assert sorted(int(x) for x in os.listdir(f"/proc/{pid}/fd")) == [0, 1, 2]
+        assert monitor_pid(d, a) == monitor_pid(d, b) == monitor_pid(d, t)
+    finally:
+        d.docker("rm", "-f", a, t, b, check=False)
+
+
+def test_per_container_mode(fresh_berthd, cname):
+    d = fresh_berthd
+    d.stop()
+    d.extra_args = ("--monitor", "per-container")
+    d.start()
+    a, b = cname + "-a", cname + "-b"
+    d.docker("run", "-d", "--name", a, "busybox", "sh", "-c", TICK)
+    d.docker("run", "-d", "--name", b, "busybox", "sh", "-c", TICK)
+    pa, pb = monitor_pid(d, a), monitor_pid(d, b)
+    assert pa != pb and _alive(pa) and _alive(pb)
+    assert host_pids(d) == []  # no shared host
+    assert d.docker("run", "--rm", "busybox", "sh", "-c", "exit 3", check=False).returncode == 3
+    d.docker("stop", "-t", "5", a)
+    assert d.inspect(a)["State"]["ExitCode"] == 5
+    wait_for(lambda: not _alive(pa), "A's own monitor host to exit")
+    assert _alive(pb) and d.inspect(b)["State"]["Running"]
+    d.docker("rm", "-f", a, b)
+    wait_for(lambda: not _alive(pb), "B's own monitor host to exit")
