@@ -158,3 +158,47 @@ def test_rm_f_with_a_stuck_attach(berthd, unique_name):
     finally:
         s.close()
         api(berthd, "DELETE", f"/v1.41/containers/{unique_name}", force="1")
+
+
+def test_keep_alive_across_requests_and_error_answers_to_head(berthd, unique_name):
+    """Body-less requests keep the connection (clients reuse it: one connect per CLI command); an error
+    answer to HEAD carries no body, so the next request on the connection parses."""
+    conn = _UnixConnection(berthd.sock)
+    try:
+        conn.request("HEAD", "/_ping")
+        r = conn.getresponse()
+        assert r.status == 200 and r.read() == b""
+        assert r.getheader("Connection") != "close"
+        sock = conn.sock
+        conn.request("HEAD", f"/containers/{unique_name}/archive?path=/")
+        r = conn.getresponse()
+        assert r.status == 404 and r.read() == b""
+        conn.request("GET", "/version")
+        r = conn.getresponse()
+        assert r.status == 200 and json.loads(r.read())["ApiVersion"]
+        assert conn.sock is sock  # the same connection all along
+    finally:
+        conn.close()
+
+
+def test_audit_leaves_out_wait_and_output_only_attach(berthd, unique_name):
+    """Waiting and reading the output change nothing and are not audited; attaching stdin is."""
+    since = time.time() - 0.5
+    st, body = api(berthd, "POST", "/containers/create", {"Image": "busybox", "Cmd": ["true"]}, name=unique_name)
+    assert st == 201, body
+    try:
+        # no stream chosen: refused at once (400), which is still audited when stdin is asked for
+        for q in ({"stdout": 1}, {"stdin": 1, "stdout": 1}):
+            st, body = api(berthd, "POST", f"/containers/{unique_name}/attach", **q)
+            assert st == 400, body
+        st, body = api(berthd, "POST", f"/containers/{unique_name}/wait", condition="not-running")
+        assert st == 200, body
+        st, body = api(berthd, "GET", "/berth/audit", since=since, object=unique_name)
+        assert st == 200, body
+        paths = [(r["path"], r["query"]) for r in json.loads(body)]
+        assert ("/containers/create", f"name={unique_name}") in paths, paths
+        attaches = [q for p, q in paths if p.endswith("/attach")]
+        assert len(attaches) == 1 and "stdin=1" in attaches[0], paths
+        assert not [p for p, _ in paths if p.endswith("/wait")], paths
+    finally:
+        api(berthd, "DELETE", f"/containers/{unique_name}", force=1)

@@ -11,6 +11,15 @@ class CLIError(Exception):
         self.code = code
 
 
+class TemplateError(Exception):
+    """A --format template could not be executed against the data (docker exits 1). Defined here, not
+    in berth.cli.template, so that main can catch it without importing the template engine."""
+
+
+class TemplateParseError(TemplateError):
+    """The template text itself is malformed (docker exits 64)."""
+
+
 def start_failure_code(message: str) -> int:
     """How docker maps a create/start failure to an exit code: 127 not found, 126 not runnable, else 125."""
     m = message.lower()

@@ -6,8 +6,29 @@ nothing here (tables are written with a tabwriter, as Docker does).
 
 from __future__ import annotations
 
-import argparse
 import sys
+
+
+def _ngettext(singular: str, plural: str, n: int) -> str:
+    return singular if n == 1 else plural
+
+
+# berth ships no message catalogues: argparse gets identity translations instead of gettext, whose
+# import and per-message catalogue search (over a hundred per command, stat()ing locale directories
+# when LANG is set) cost the CLI milliseconds of start-up. Only argparse's own import sees the stand-in.
+if "argparse" not in sys.modules and "gettext" not in sys.modules:
+    _stub = type(sys)("gettext")
+    _stub.gettext = str  # type: ignore[attr-defined]
+    _stub.ngettext = _ngettext  # type: ignore[attr-defined]
+    sys.modules["gettext"] = _stub
+    try:
+        import argparse
+    finally:
+        del sys.modules["gettext"]
+import argparse  # noqa: E402
+
+argparse._ = str  # type: ignore[attr-defined]
+argparse.ngettext = _ngettext  # type: ignore[attr-defined]
 
 # name -> (help, module, base) ; the module defines add_<base>(parser) and cmd_<base>(client, args)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -92,9 +113,34 @@ ALIASES = {"container": {"list": "ls", "remove": "rm"}, "image": {"list": "ls", 
 
 FLAG_ERROR = 125
 
+_width: int | None = None
+
+
+def _help_width() -> int:
+    """What argparse's HelpFormatter computes on every instantiation (shutil.get_terminal_size - 2),
+    once per process: argparse makes a formatter for each add_argument, only to validate it."""
+    global _width
+    if _width is None:
+        import os
+
+        try:
+            cols = int(os.environ.get("COLUMNS", "0"))
+        except ValueError:
+            cols = 0
+        if cols <= 0:
+            try:
+                cols = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+            except (AttributeError, ValueError, OSError):
+                cols = 0
+        _width = (cols or 80) - 2
+    return _width
+
 
 class Parser(argparse.ArgumentParser):
     """Docker-style flag errors: message, a hint, exit 125."""
+
+    def _get_formatter(self):
+        return self.formatter_class(prog=self.prog, width=_help_width())
 
     def error(self, message: str):  # type: ignore[override]
         sys.stderr.write(f"{self.prog}: {message}\nSee '{self.prog} --help'.\n")
@@ -143,13 +189,20 @@ def build_parser(argv: list[str]) -> Parser:
     p.add_argument("-v", "--version", action="store_true", help="Print version information and quit")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     want = words[0] if words else None
+    # A known command word: only its parser is built (each parser costs argparse work); without one,
+    # all of them, for the help listing.
+    only = want in GROUPS or want in COMMANDS
     for name, (help_, grp) in GROUPS.items():
+        if only and name != want:
+            continue
         gp = sub.add_parser(name, help=help_, description=help_)
         if name == want:
             gsub = gp.add_subparsers(dest="subcommand", metavar="COMMAND", parser_class=Parser)
             wsub = words[1] if len(words) > 1 else None
             wsub = ALIASES.get(name, {}).get(wsub, wsub)  # type: ignore[arg-type]
             for sname, entry in grp.items():
+                if wsub in grp and sname != wsub:
+                    continue
                 sp = gsub.add_parser(sname, help=entry[0], description=entry[0],
                                      aliases=[a for a, t in ALIASES.get(name, {}).items() if t == sname],
                                      add_help=not _needs_own_help(entry[2]))
@@ -157,6 +210,8 @@ def build_parser(argv: list[str]) -> Parser:
                     _populate(sp, entry)
             gp.set_defaults(_group=gp)
     for name, entry in COMMANDS.items():
+        if only and name != want:
+            continue
         sp = sub.add_parser(name, help=entry[0], description=entry[0], add_help=not _needs_own_help(entry[2]))
         if name == want:
             _populate(sp, entry)
@@ -164,7 +219,27 @@ def build_parser(argv: list[str]) -> Parser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv is None and sys.argv[1:2] != ["daemon"]:
+        # the berth process itself: leave without the interpreter's teardown (milliseconds); the CLI
+        # registers no atexit work and its streams are flushed here
+        code = _main(sys.argv[1:])
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            code = code or 1
+        except OSError:
+            pass
+        try:
+            sys.stderr.flush()
+        except OSError:
+            pass
+        import os
+
+        os._exit(code if isinstance(code, int) else 1)
+    return _main(list(sys.argv[1:] if argv is None else argv))
+
+
+def _main(argv: list[str]) -> int:
     if argv[:1] == ["daemon"]:  # everything after `daemon` belongs to berthd
         from berth.daemon.main import main as daemon_main
 
@@ -187,8 +262,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     import importlib
 
-    from berth.cli.errors import CLIError
-    from berth.cli.template import TemplateError, TemplateParseError
+    from berth.cli.errors import CLIError, TemplateError, TemplateParseError
     from berth.client import APIError, Client, ClientError, StreamError
 
     mod = importlib.import_module(f"berth.cli.{entry[1]}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shlex
 
 
 class UsageError(Exception):
@@ -523,4 +522,6 @@ def normalize_image(ref: str) -> str:
 
 
 def split_command(s: str) -> list[str]:
+    import shlex
+
     return shlex.split(s)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 
 from berth.cli.errors import CLIError, start_failure_code
@@ -113,6 +112,8 @@ def cmd_create(client: Client, o: argparse.Namespace) -> int:
 
 def _signal_forwarder(client: Client, cid: str, tty: bool, proxy: bool, exec_id: str | None = None):
     def on_signal(sig: int) -> None:
+        import signal
+
         try:
             if sig == signal.SIGWINCH and tty:
                 resize(client, cid, exec_id)

@@ -7,11 +7,11 @@ HTTP calls they cause never run inside a signal handler.
 
 from __future__ import annotations
 
-import contextlib
+# _signal, not signal (its enum wrappers), and classes rather than contextlib: CLI start-up time.
+import _signal as signal
 import os
 import select
-import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from berth.client.http import Hijacked
 from berth.client.stream import Demuxer
@@ -30,52 +30,62 @@ def terminal_size(fd: int = 1) -> tuple[int, int] | None:
     return None
 
 
-@contextlib.contextmanager
-def raw_terminal(enabled: bool, fd: int = 0) -> Iterator[None]:
+class raw_terminal:  # noqa: N801 (used like the context-manager function it was)
     """Put the terminal on fd in raw mode (for -t) and always restore it."""
-    if not enabled or not os.isatty(fd):
-        yield
-        return
-    import termios
-    import tty
 
-    saved = termios.tcgetattr(fd)
-    try:
-        tty.setraw(fd, termios.TCSANOW)
-        yield
-    finally:
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+    def __init__(self, enabled: bool, fd: int = 0) -> None:
+        self.enabled = enabled
+        self.fd = fd
+        self.saved = None
+
+    def __enter__(self) -> None:
+        if not self.enabled or not os.isatty(self.fd):
+            return
+        import termios
+        import tty
+
+        self.saved = termios.tcgetattr(self.fd)
+        tty.setraw(self.fd, termios.TCSANOW)
+
+    def __exit__(self, *exc) -> None:
+        if self.saved is not None:
+            import termios
+
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
 
 
-@contextlib.contextmanager
-def signal_pipe(names: tuple[str, ...]) -> Iterator[tuple[int, list[int]]]:
-    """Catch `names`; yields (read fd woken on each signal, list the handlers append to)."""
-    r, w = os.pipe()
-    os.set_blocking(w, False)
-    os.set_blocking(r, False)
-    pending: list[int] = []
-    old = {}
+class signal_pipe:  # noqa: N801
+    """Catch `names`; entering yields (read fd woken on each signal, list the handlers append to)."""
 
-    def handler(signum, _frame):
-        pending.append(signum)
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+        self.pending: list[int] = []
+        self.old: dict[int, object] = {}
 
-    for n in names:
-        sig = getattr(signal, n, None)
-        if sig is None:
-            continue
-        try:
-            old[sig] = signal.signal(sig, handler)
-        except (OSError, ValueError):
-            pass
-    prev_fd = signal.set_wakeup_fd(w, warn_on_full_buffer=False)
-    try:
-        yield r, pending
-    finally:
-        signal.set_wakeup_fd(prev_fd)
-        for sig, h in old.items():
+    def _handler(self, signum, _frame) -> None:
+        self.pending.append(signum)
+
+    def __enter__(self) -> tuple[int, list[int]]:
+        self.r, self.w = os.pipe()
+        os.set_blocking(self.w, False)
+        os.set_blocking(self.r, False)
+        for n in self.names:
+            sig = getattr(signal, n, None)
+            if sig is None:
+                continue
+            try:
+                self.old[sig] = signal.signal(sig, self._handler)
+            except (OSError, ValueError):
+                pass
+        self.prev_fd = signal.set_wakeup_fd(self.w, warn_on_full_buffer=False)
+        return self.r, self.pending
+
+    def __exit__(self, *exc) -> None:
+        signal.set_wakeup_fd(self.prev_fd)
+        for sig, h in self.old.items():
             signal.signal(sig, h)
-        os.close(r)
-        os.close(w)
+        os.close(self.r)
+        os.close(self.w)
 
 
 def detach_sequence(keys: str) -> bytes:

@@ -13,14 +13,7 @@ import json
 import re
 from typing import Any
 
-
-class TemplateError(Exception):
-    """A template could not be executed against the data (docker exits 1)."""
-
-
-class TemplateParseError(TemplateError):
-    """The template text itself is malformed (docker exits 64)."""
-
+from berth.cli.errors import TemplateError, TemplateParseError
 
 _MISSING = object()
 

@@ -6,7 +6,9 @@ uses (raw socket after an upgrade, half-close, streaming bodies) and nothing tha
 
 from __future__ import annotations
 
-import socket
+# _socket, not socket: the wrapper module (enums, selectors) costs the CLI over a millisecond of start-up
+# and nothing here needs more than the C socket object.
+import _socket
 from collections.abc import Iterable, Iterator
 
 _MAX_LINE = 65536
@@ -24,7 +26,7 @@ class ProtocolError(ClientError):
 class SocketReader:
     """Buffered reads on a socket; the buffer survives a hijack so no byte is lost."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: _socket.socket) -> None:
         self.sock = sock
         self.buf = bytearray()
         self.eof = False
@@ -172,7 +174,7 @@ class Connection:
 
     def __init__(self, path: str, timeout: float | None = None, on_idle=None) -> None:
         self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
         try:
             self.sock.connect(path)
@@ -288,7 +290,7 @@ class Hijacked:
 
     def close_write(self) -> None:
         try:
-            self.sock.shutdown(socket.SHUT_WR)
+            self.sock.shutdown(_socket.SHUT_WR)
         except OSError:
             pass
 

@@ -267,6 +267,7 @@ class _Connection:
         self.writer = writer
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_EVENT)
         self.peer = peer_of(writer)
+        self._head = False
 
     async def _next_event(self) -> Any:
         while True:
@@ -317,6 +318,7 @@ class _Connection:
 
     async def _handle(self, ev: h11.Request) -> bool:
         target = ev.target.decode("latin-1")
+        self._head = ev.method == b"HEAD"  # an answer to HEAD has no body, errors included
         path, _, qs = target.partition("?")
         api_version = API_VERSION
         m = _VERSION_PREFIX.match(path)
@@ -393,13 +395,24 @@ class _Connection:
             log.debug("%s %s -> %s (%.1f ms)", req.method, path, status, (time.monotonic() - t0) * 1e3)
             audit_end()  # streams and hijacks: when they end
 
+    def _settle_request(self) -> None:
+        """Take in the end of the request if it has already arrived: a body-less request's end (and a
+        small unread body) comes with its head, and only a request still sending its body must make the
+        answer close the connection. Otherwise every answer would close it, and clients reconnect."""
+        while self.conn.their_state is h11.SEND_BODY:
+            ev = self.conn.next_event()
+            if ev is h11.NEED_DATA or ev is h11.PAUSED or isinstance(ev, (h11.EndOfMessage, h11.ConnectionClosed)):
+                return
+
     async def _send_simple(self, status: int, body: bytes, ctype: str | None,
                            extra: list[tuple[str, str]] | None = None, head: bool = False) -> None:
+        head = head or self._head
         hdrs = _base_headers()
         if ctype:
             hdrs.append(("Content-Type", ctype))
         hdrs += extra or []
         hdrs.append(("Content-Length", str(len(body))))
+        self._settle_request()
         if self.conn.their_state is h11.MIGHT_SWITCH_PROTOCOL or self.conn.their_state is h11.SEND_BODY:
             # Refusing an upgrade, or answering before the body was read: close afterwards.
             hdrs.append(("Connection", "close"))
@@ -493,6 +506,12 @@ class _Connection:
 
 def mutating_of(router: Router, req: Request) -> bool:
     if req.method in ("GET", "HEAD"):
+        return False
+    parts = req.path.split("/")  # "", "containers", ID, action
+    if req.method == "POST" and len(parts) == 4 and parts[1] == "containers" and (
+            parts[3] == "wait" or parts[3] == "attach" and not req.qbool("stdin")):
+        # POSTs that change nothing: waiting, and attaching only to read the output (as GET /logs);
+        # attaching stdin (input into the container) is audited.
         return False
     return not req.path.startswith(("/_ping", "/containers/create_probe"))
 
