@@ -4,18 +4,22 @@ One datagram = one JSON object {"type": ..., ...}; an fd can ride along (SCM_RIG
 (No `array` module: importing it pulls in collections.abc.)
 Errors travel as {"type": "error", "msg": ...}; EOF means the peer exited (or execve'd: CLOEXEC).
 
-create/run, runtime -> init: "joined" (init is in its cgroup; carries the OCI state for hooks), "limited"
-(the cgroup limits are written: init waits for it before mknod and exec), "hooks_done"; init -> runtime:
+create/run, runtime -> init: "joined" (init may join its cgroup: the v2 part is done by pid, the v1
+`tasks` files ride along for init to write itself into; carries the OCI state for hooks), "limited" (the
+cgroup limits are written; carries the seccomp program: init waits for it before mknod and exec),
+"hooks_done"; init -> runtime:
 "hooks", "console" (+ the pty master), "ready". `create` then waits on exec.fifo for `start`; under `run`
 init goes on to its program right after "ready". exec: "console", "joined".
 """
 
 import _socket
+import os
 import sys
 
 from berth.runtime import jsonio
 
 _MAX = 65536
+_MAX_FDS = 16  # the cgroup v1 hierarchies' `tasks` files ride along with "joined"
 
 
 class ChannelError(Exception):
@@ -34,39 +38,59 @@ class Channel:
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def send(self, typ: str, fd: int | None = None, **kw) -> None:
+    def send(self, typ: str, fd: int | None = None, fds: "list[int] | None" = None, **kw) -> None:
         kw["type"] = typ
         data = jsonio.dumps(kw).encode()
-        if fd is None:
+        fds = ([fd] if fd is not None else []) + (fds or [])
+        if not fds:
             self.sock.send(data)
         else:
-            self.sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fd.to_bytes(4, sys.byteorder))])
+            raw = b"".join(f.to_bytes(4, sys.byteorder) for f in fds)
+            self.sock.sendmsg([data], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, raw)])
 
     def recv(self, with_fd: bool = False) -> "tuple[dict | None, int | None]":
-        """Next message (None at EOF) and the fd it carried, if any."""
+        """Next message (None at EOF) and the (first) fd it carried, if any."""
+        msg, fds = self.recv_fds(_MAX_FDS if with_fd else 0)
+        for extra in fds[1:]:
+            os.close(extra)
+        return msg, fds[0] if fds else None
+
+    def recv_fds(self, max_fds: int = _MAX_FDS) -> "tuple[dict | None, list[int]]":
+        """Next message (None at EOF) and every fd it carried."""
         try:
-            return self._recv(with_fd)
+            return self._recv(max_fds)
         except ConnectionResetError:
             # The peer exited with a message of ours unread: the kernel reports that once, ahead of
             # what the peer sent before it exited (its error message). Read on.
-            return self._recv(with_fd)
+            return self._recv(max_fds)
 
-    def _recv(self, with_fd: bool) -> "tuple[dict | None, int | None]":
-        if with_fd:
-            data, anc, _flags, _addr = self.sock.recvmsg(_MAX, _socket.CMSG_SPACE(4))
-            fd = None
+    def _recv(self, max_fds: int) -> "tuple[dict | None, list[int]]":
+        fds: list[int] = []
+        if max_fds:
+            data, anc, _flags, _addr = self.sock.recvmsg(_MAX, _socket.CMSG_SPACE(4 * max_fds))
             for level, typ, cdata in anc:
                 if level == _socket.SOL_SOCKET and typ == _socket.SCM_RIGHTS:
-                    fd = int.from_bytes(cdata[:4], sys.byteorder)
+                    fds += [int.from_bytes(cdata[i:i + 4], sys.byteorder) for i in range(0, len(cdata) - 3, 4)]
         else:
             data = self.sock.recv(_MAX)
-            fd = None
         if not data:
-            return None, fd
-        return jsonio.loads(data), fd
+            return None, fds
+        return jsonio.loads(data), fds
+
+    def expect_fds(self, typ: str) -> "tuple[dict, list[int]]":
+        msg, fds = self.recv_fds()
+        try:
+            return self._check(msg, typ), fds
+        except ChannelError:
+            for fd in fds:
+                os.close(fd)
+            raise
 
     def expect(self, typ: str) -> dict:
-        msg, _ = self.recv()
+        return self._check(self.recv()[0], typ)
+
+    @staticmethod
+    def _check(msg: "dict | None", typ: str) -> dict:
         if msg is None:
             raise ChannelError(f"container init exited while waiting for {typ!r}")
         if msg["type"] == "error":

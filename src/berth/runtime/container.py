@@ -85,16 +85,21 @@ def _write_pid_file(path: str, pid: int) -> None:
     os.rename(tmp, path)
 
 
-def _compile_seccomp(cfg: dict) -> tuple[bytes | None, list[str]]:
+def _seccomp_flags(cfg: dict) -> list[str]:
+    sc = (cfg.get("linux") or {}).get("seccomp")
+    return list(sc.get("flags") or []) if sc else []
+
+
+def _compile_seccomp(cfg: dict) -> bytes | None:
     sc = (cfg.get("linux") or {}).get("seccomp")
     if not sc:
-        return None, []
+        return None
     try:
         from berth.seccomp import compile_bpf
     except ImportError:
         raise Unsupported("config.json: linux.seccomp: seccomp support (berth.seccomp) is not installed")
     try:
-        return compile_bpf(sc), list(sc.get("flags") or [])
+        return compile_bpf(sc)
     except BerthError as e:
         raise InvalidArgument(f"config.json: linux.seccomp: {e}") from None
 
@@ -154,7 +159,7 @@ def create(cid: str, o: Options, foreground_tty: bool = False, start_message: bo
         from berth.runtime import tty
 
         tty.check_socket(o.console_socket)
-    bpf, sflags = _compile_seccomp(cfg)
+    sflags = _seccomp_flags(cfg)  # the program itself is compiled while init sets up
     linux = cfg.get("linux") or {}
     mgr = None
     cdir = state.make_dir(o.root, cid)
@@ -169,20 +174,12 @@ def create(cid: str, o: Options, foreground_tty: bool = False, start_message: bo
         ctx = Context(cid=cid, config=cfg, process=proc, bundle=bundle, rootfs=rootfs, fifo=fifo,
                       no_pivot=o.no_pivot, preserve_fds=o.preserve_fds, terminal=terminal,
                       new_keyring=not o.no_new_keyring, start_message=start_message,
-                      new_ns=new_ns, join_ns=join_ns, bpf=bpf, seccomp_flags=sflags)
+                      new_ns=new_ns, join_ns=join_ns, seccomp_flags=sflags)
         from berth.runtime import process
 
-        # The cgroup exists before the fork, so init moves itself into the v1 hierarchies first thing
-        # (open_self_join: no RCU grace period). In a new user namespace it could not write there.
-        mgr = cgroup.manager(linux.get("cgroupsPath"), cid)
-        if mgr is not None:
-            mgr.create()
-            if not ctx.userns:
-                ctx.cgroup_fds = mgr.open_self_join()
-        try:
-            pid, chan = process.spawn_init(ctx)
-        finally:
-            _close_all(ctx.cgroup_fds)
+        # Fork first: init imports its code, unshares and mounts while we make its cgroup and compile
+        # its seccomp program (it waits for "joined" and "limited" before it needs them).
+        pid, chan = process.spawn_init(ctx)
         started = procfs.start_time(pid)
         st = {
             "id": cid, "pid": pid, "start_time": started, "bundle": bundle, "rootfs": rootfs,
@@ -190,16 +187,24 @@ def create(cid: str, o: Options, foreground_tty: bool = False, start_message: bo
             "annotations": cfg.get("annotations") or {}, "config": cfg, "cgroups_path": None,
         }
         hstate = state.hook_state(st, "creating")
-        # init sets up namespaces and mounts while we move it by pid where it could not move itself
-        # (cgroup v2, or everywhere from a user namespace: such a move may wait for an RCU grace
-        # period, which warm shortens); it waits for "joined" before it needs the cgroup.
-        if mgr is not None:
-            st["cgroups_path"] = mgr.path
-            mgr.apply(pid, self_joined=bool(ctx.cgroup_fds))
-        warm.stop()
-        # "joined" as soon as init is in its cgroup (its cgroup mount needs only that); the limits are
-        # written while it goes on with its mounts, and "limited" comes before it may exec.
-        chan.send("joined", state=hstate)
+        mgr = cgroup.manager(linux.get("cgroupsPath"), cid)
+        join_fds: list[int] = []
+        try:
+            if mgr is not None:
+                st["cgroups_path"] = mgr.path
+                mgr.create()
+                # init writes itself into the v1 hierarchies (open_self_join: no RCU grace period); we
+                # move it by pid where it cannot: cgroup v2, or anywhere from a new user namespace.
+                if not ctx.userns:
+                    join_fds = mgr.open_self_join()
+                mgr.apply(pid, self_joined=bool(join_fds))
+            warm.stop()
+            try:
+                chan.send("joined", fds=join_fds, state=hstate)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # init failed meanwhile: its error message is read below
+        finally:
+            _close_all(join_fds)
         if mgr is not None and linux.get("resources"):
             mgr.set(_with_default_devices(linux["resources"], linux.get("devices") or []))
         if proc.get("oomScoreAdj") is not None:
@@ -209,8 +214,9 @@ def create(cid: str, o: Options, foreground_tty: bool = False, start_message: bo
             except OSError as e:
                 raise InvalidArgument(f"config.json: process.oomScoreAdj {proc['oomScoreAdj']}: {e.strerror} "
                                       "(lowering it needs CAP_SYS_RESOURCE)") from None
+        bpf = _compile_seccomp(cfg)
         try:
-            chan.send("limited")
+            chan.send("limited", bpf=bpf.hex() if bpf else None)
         except (BrokenPipeError, ConnectionResetError):
             pass  # init failed meanwhile: its error message is read below
         master = None
@@ -513,7 +519,7 @@ def exec_(cid: str, o: Options, proc: dict, ignore_paused: bool = False) -> int:
 
         tty.check_socket(o.console_socket)
     cfg = st.get("config") or {}
-    bpf, sflags = _compile_seccomp(cfg)
+    bpf, sflags = _compile_seccomp(cfg), _seccomp_flags(cfg)
     pid = st["pid"]
     fds: dict[str, int] = {}
     ctx = mgr = None

@@ -25,8 +25,8 @@ def _message(e: BaseException) -> str:
 
 
 def _join_cgroups(ctx: Context) -> None:
-    """Move ourselves (one thread, so the whole process) into the cgroup v1 hierarchies opened by the
-    runtime before the fork: "0" into `tasks` skips the RCU grace period a move by pid waits for."""
+    """Move ourselves (one thread, so the whole process) into the cgroup v1 hierarchies whose `tasks`
+    files the runtime opened: "0" there skips the RCU grace period a move by pid waits for."""
     for fd in ctx.cgroup_fds:
         try:
             os.write(fd, b"0")
@@ -39,7 +39,6 @@ def _join_cgroups(ctx: Context) -> None:
 
 def container_init(ctx: Context, chan: Channel):
     try:
-        _join_cgroups(ctx)
         L.prctl(L.PR_SET_DUMPABLE, 0)
         _init_setup(ctx, chan)
     except BaseException as e:
@@ -69,7 +68,10 @@ def _init_setup(ctx: Context, chan: Channel) -> None:
         """Wait until the runtime has written the cgroup limits (device rules included)."""
         if not limited:
             cgroups()
-            chan.expect("limited")
+            msg = chan.expect("limited")
+            if msg.get("bpf"):
+                ctx.bpf = bytes.fromhex(msg["bpf"])  # compiled by the runtime meanwhile
+                import berth.seccomp.loader  # noqa: F401  (loaded after pivot_root: import it while we can)
             limited.append(True)
 
     def cgroups() -> str:
@@ -77,7 +79,8 @@ def _init_setup(ctx: Context, chan: Channel) -> None:
         for hooks); -> /proc/self/cgroup as the host sees it. Only then is the cgroup namespace
         created (a cgroup namespace would show "/")."""
         if not joined:
-            msg = chan.expect("joined")
+            msg, ctx.cgroup_fds = chan.expect_fds("joined")
+            _join_cgroups(ctx)
             with open("/proc/self/cgroup") as f:
                 joined.extend([f.read(), msg["state"]])
             if "cgroup" in ctx.new_ns:
