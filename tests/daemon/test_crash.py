@@ -186,7 +186,7 @@ def test_kill9_mid_run(crash_berthd, cname):
     assert_nothing_left(d, ids)
 
 
-@pytest.mark.parametrize("crash_berthd", ["daemon-remove-marked", "daemon-removed"], indirect=True)
+@pytest.mark.parametrize("crash_berthd", ["daemon-exited", "daemon-remove-marked", "daemon-removed"], indirect=True)
 def test_kill9_mid_run_rm(crash_berthd, cname):
     """berthd dies auto-removing a `run --rm` container: the restart finishes the removal."""
     d = crash_berthd

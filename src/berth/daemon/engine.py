@@ -442,7 +442,7 @@ class Engine:
             cfg["Entrypoint"], cfg["Cmd"] = [c.path], c.args
             oci = await self.to_thread(spec.build, cid=c.id, name=c.name, config=cfg, hc=hc, image_config={},
                                        rootfs=rootfs, mounts=mounts, netns_path=netns, files=files)
-            monitorctl.write_json_atomic(os.path.join(c.rundir, "config.json"), oci)
+            _write_run_file(os.path.join(c.rundir, "config.json"), oci)
             lc = (hc.get("LogConfig") or {}).get("Config") or {}
             log_type = (hc.get("LogConfig") or {}).get("Type")
             oom_files, oom_before = _oom_files(c.id)
@@ -566,8 +566,12 @@ class Engine:
         if restart:
             c.state["Restarting"] = True
             c.state["Status"] = "restarting"
-        if not c.removed:
+        # An auto-removed container's exit is saved with its removal mark, the next write (one fsync
+        # fewer per `run --rm`); berthd dying in between leaves it "running" on disk, and restore, finding
+        # its monitor gone, records the exit and removes it all the same.
+        if not c.removed and not (c.host_config.get("AutoRemove") and not restart and not c.removing):
             c.save()
+        crash.point("daemon-exited")
         t_saved = time.monotonic()
         await self._exited(c, code)
         from berth.daemon.container import parse_rfc3339
@@ -968,6 +972,18 @@ class Engine:
         self.zygote.close()
         self.events.close()
         self.audit.close()
+
+
+def _write_run_file(path: str, obj: Any) -> None:
+    """tmp + rename without fsync, for the exec root: like /run it does not outlive a reboot, and a
+    killed berthd keeps the page cache, so a sync there buys nothing."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, json.dumps(obj).encode())
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
 
 
 def _destroy_cgroup(cid: str) -> None:
