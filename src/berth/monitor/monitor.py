@@ -250,6 +250,8 @@ class Monitor:
         self.listener = None
         self.sock_ino = None
         self.closed = False
+        self.started = False  # a "start" request came
+        self.exit_msg = None
         self.out_fds = {}  # container output fd -> kind
         self.stdin_w = None
         self.master = None
@@ -562,7 +564,11 @@ class Monitor:
         oom = self._oom_killed()
         self.run_sync(self.runtime("delete", "--force", self.id))
         msg = {"exit": code, "oom": oom, "finishedAt": rfc3339nano(time.time_ns())}
-        write_file_atomic(self.cfg["exit_file"], json.dumps(msg).encode())
+        self.exit_msg = msg
+        if self.started:
+            # Never started: berthd undoes such a container itself (its restore removes the run
+            # dir meanwhile, and a file written into it now would keep the rmdir from succeeding).
+            write_file_atomic(self.cfg["exit_file"], json.dumps(msg).encode())
         for cl in list(self.clients.values()):
             if cl.op in ("attach", "wait"):
                 self.send(cl, control(msg))
@@ -863,7 +869,7 @@ class Monitor:
         cl.op = op
         if op == "wait":
             if self.finished:
-                self.send(cl, control(json.loads(open(self.cfg["exit_file"]).read())))  # noqa: SIM115
+                self.send(cl, control(self.exit_msg))
                 cl.closing = True
                 self.flush(cl)
         elif op == "attach":
@@ -873,10 +879,11 @@ class Monitor:
                 cl.stdin_once = bool(self.cfg.get("stdin_once"))
             self.send(cl, control({"ok": True}))
             if self.finished:
-                self.send(cl, control(json.loads(open(self.cfg["exit_file"]).read())))  # noqa: SIM115
+                self.send(cl, control(self.exit_msg))
                 cl.closing = True
                 self.flush(cl)
         elif op == "start":
+            self.started = True
             rc, msg = self.run_sync(self.runtime("start", self.id))
             self.send(cl, control({"ok": True} if rc == 0 else {"error": msg or "runtime start failed"}))
             cl.closing = True
