@@ -17,6 +17,7 @@ BASE=${BASE:-/tmp/bench-engine}
 BERTHD=${BERTHD:-$REPO/.venv/bin/berthd}
 BERTH_CLI=${BERTH_CLI:-$REPO/.venv/bin/berth}
 BERTH_RUNTIME=${BERTH_RUNTIME:-$REPO/.venv/bin/berth-runtime}
+# BERTHD_ARGS: extra berthd flags (e.g. "--monitor per-container")
 DOCKER_CLI=${DOCKER_CLI:-/usr/local/bin/docker}
 NOFILE=$(ulimit -Hn)
 PODMAN_ULIMITS="--ulimit nofile=$NOFILE:$NOFILE --ulimit nproc=32768:32768"
@@ -49,7 +50,7 @@ engines_start() {  # engines_start [berth]: with "berth", only berthd
   fi
   # berthd: its own root, exec-root and socket
   setsid "$BERTHD" --root "$BASE/berth/root" --exec-root "$BASE/berth/exec" -H "unix://$BASE/berth/berth.sock" \
-    --runtime "$BERTH_RUNTIME" --log-level "${BERTH_LOG_LEVEL:-info}" >"$BASE/berthd.log" 2>&1 </dev/null &
+    --runtime "$BERTH_RUNTIME" --log-level "${BERTH_LOG_LEVEL:-info}" ${BERTHD_ARGS:-} >"$BASE/berthd.log" 2>&1 </dev/null &
   echo $! >"$BASE/berthd.pid"
   if [ "${1:-}" = berth ]; then
     _wait_sock "$BASE/berth/berth.sock" "$(cat "$BASE/berthd.pid")" berthd

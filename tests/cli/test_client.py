@@ -282,6 +282,15 @@ def test_query_encoding():
         filters_param(["novalue"])
 
 
+@pytest.mark.parametrize("value", ["a b/c:d@e", "é~x_y.z-", "&=?#%+", "日本", "", "\t\n"])
+def test_query_and_name_escaping_match_urllib(value):
+    """The client's own percent-encoding (urllib.parse is too slow to import) is urllib's."""
+    from urllib.parse import quote, urlencode
+
+    assert encode_params({"k": value}) == "?" + urlencode([("k", value)])
+    assert Client.q(value) == quote(value, safe="/:@")
+
+
 def test_error_before_upload_is_read(sock_path):
     """A daemon that refuses an upload and closes early: the client reports the daemon's answer."""
     import socket
