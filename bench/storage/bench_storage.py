@@ -26,8 +26,9 @@ from collections.abc import Iterator
 
 from berth.bootstrap import make_rootfs
 from berth.layers import tar_directory
+from berth.linux import libc, mountinfo
 from berth.metadata import Database
-from berth.storage import _sys, get_driver
+from berth.storage import get_driver
 from berth.volumes import VolumeStore
 
 BIG = 500 * 1024 * 1024
@@ -44,11 +45,11 @@ def loopback_btrfs(size: str) -> Iterator[str]:
         subprocess.run(["mkfs.btrfs", "-q", image], check=True, stdout=subprocess.DEVNULL)
         loop = subprocess.run(["losetup", "--find", "--show", image], check=True, capture_output=True,
                               text=True).stdout.strip()
-        _sys.mount(loop, mnt, "btrfs", 0, None)
+        libc.mount(loop, mnt, "btrfs", 0, None)
         yield mnt
     finally:
-        for mp, _ in _sys.mounts_under(mnt):
-            _sys.umount(mp)
+        for mp, _ in mountinfo.mounts_under(mnt):
+            libc.umount(mp)
         if loop:
             subprocess.run(["losetup", "-d", loop], check=False)
         shutil.rmtree(base, ignore_errors=True)
@@ -180,8 +181,8 @@ def main() -> int:
                 home = os.path.join(work, name)
                 results[name] = bench_driver(name, home, tars, a.runs, a.cow_runs)
     finally:
-        for mp, _ in _sys.mounts_under(work):
-            _sys.umount(mp)
+        for mp, _ in mountinfo.mounts_under(work):
+            libc.umount(mp)
         shutil.rmtree(work, ignore_errors=True)
     drivers = list(results)
     print("| measurement (median (min–max)) | " + " | ".join(drivers) + " |")

@@ -17,7 +17,8 @@ import textwrap
 import pytest
 
 from berth import errors
-from berth.storage import _sys, get_driver
+from berth.linux import libc, mountinfo
+from berth.storage import get_driver
 
 from .tarbuild import Layer, tree
 
@@ -183,7 +184,7 @@ def test_refcounted_mounts(driver):
     driver.put(C1)
     assert driver.mounted(C1) == 0
     if driver.mounts:
-        assert not _sys.is_mountpoint(p1)
+        assert not mountinfo.is_mountpoint(p1)
         assert not os.path.exists(os.path.join(p1, "etc/hosts"))
 
 
@@ -263,13 +264,13 @@ def test_cleanup_after_crash(driver):
     assert r.returncode == -signal.SIGKILL, r.stderr
     assert any(e.startswith(".tmp-") for e in os.listdir(driver.home))
     if driver.mounts:
-        assert _sys.is_mountpoint(mounted_path)
+        assert mountinfo.is_mountpoint(mounted_path)
 
     restarted = get_driver(driver.name, os.path.dirname(driver.home))  # startup recovery
     assert not any(e.startswith(".tmp-") for e in os.listdir(driver.home))
     assert not restarted.exists(L2)
     restarted.cleanup()
-    assert _sys.mounts_under(driver.home) == []
+    assert mountinfo.mounts_under(driver.home) == []
     assert restarted.mounted(C1) == 0
     restarted.remove(C1)
     restarted.remove(ids[-1])
@@ -287,7 +288,7 @@ def test_mount_state_survives_restart(driver):
     assert os.path.exists(os.path.join(path, "etc/hosts"))
     reopened.put(C1)
     if driver.mounts:
-        assert not _sys.is_mountpoint(path)
+        assert not mountinfo.is_mountpoint(path)
 
 
 def test_size_accounting(driver):
@@ -308,7 +309,7 @@ def _disk_used(home: str) -> int:
     """Bytes allocated below home: st_blocks per inode; on btrfs (snapshots share extents but have
     distinct inodes) `btrfs filesystem du`'s exclusive + set-shared extents (each extent once)."""
     os.sync()
-    if _sys.fs_magic(home) == _sys.BTRFS_SUPER_MAGIC:
+    if libc.fs_magic(home) == libc.BTRFS_SUPER_MAGIC:
         out = subprocess.run(["btrfs", "filesystem", "du", "-s", "--raw", home], check=True,
                              capture_output=True, text=True).stdout.splitlines()[-1].split()
         return int(out[1]) + int(out[2])
@@ -374,4 +375,4 @@ def test_concurrent_get_put_keeps_count(driver):
         t.join()
     assert errs == []
     assert driver.mounted(C1) == 0
-    assert _sys.mounts_under(driver.home) == []
+    assert mountinfo.mounts_under(driver.home) == []

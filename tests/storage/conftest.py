@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from berth.storage import _sys
+from berth.linux import libc, mountinfo
 
 
 @contextlib.contextmanager
@@ -26,11 +26,11 @@ def loopback_btrfs(size: str = "1G") -> Iterator[str]:
         subprocess.run(["mkfs.btrfs", "-q", image], check=True, stdout=subprocess.DEVNULL)
         loop = subprocess.run(["losetup", "--find", "--show", image], check=True, capture_output=True,
                               text=True).stdout.strip()
-        _sys.mount(loop, mnt, "btrfs", 0, None)
+        libc.mount(loop, mnt, "btrfs", 0, None)
         yield mnt
     finally:
-        for mp, _ in _sys.mounts_under(mnt):
-            _sys.umount(mp)
+        for mp, _ in mountinfo.mounts_under(mnt):
+            libc.umount(mp)
         if loop:
             subprocess.run(["losetup", "-d", loop], check=False)
         shutil.rmtree(base, ignore_errors=True)
@@ -43,7 +43,7 @@ def btrfs_mount() -> Iterator[str]:
 
 
 def _leftover_mounts(home: str) -> list[str]:
-    return [mp for mp, _ in _sys.mounts_under(home)] if os.path.exists(home) else []
+    return [mp for mp, _ in mountinfo.mounts_under(home)] if os.path.exists(home) else []
 
 
 @pytest.fixture(params=["overlay", "vfs", "btrfs"])
@@ -61,7 +61,7 @@ def store_home(driver_name, tmp_path, request, unique_name) -> Iterator[str]:
     yield home
     left = _leftover_mounts(home)
     for mp in left:
-        _sys.umount(mp)
+        libc.umount(mp)
     if driver_name == "btrfs" and os.path.exists(home):
         from berth.storage.copying import BtrfsDriver
 

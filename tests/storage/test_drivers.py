@@ -9,7 +9,8 @@ import tempfile
 import pytest
 
 from berth import errors
-from berth.storage import _sys, detect, get_driver, recorded_driver
+from berth.linux import libc, mountinfo
+from berth.storage import detect, get_driver, recorded_driver
 from berth.storage.overlay import OverlayDriver
 
 from .conformance import C1
@@ -20,9 +21,9 @@ from .tarbuild import Layer, tree
 def home(tmp_path):
     h = str(tmp_path / "store")
     yield h
-    left = _sys.mounts_under(str(tmp_path))
+    left = mountinfo.mounts_under(str(tmp_path))
     for mp, _ in left:
-        _sys.umount(mp)
+        libc.umount(mp)
     assert not left, left
 
 
@@ -59,12 +60,12 @@ def test_detect_falls_back_to_vfs_where_overlay_cannot_mount(tmp_path):
     for d in ("lower", "upper", "work", "merged"):
         (base / d).mkdir(parents=True)
     merged = str(base / "merged")
-    _sys.mount("overlay", merged, "overlay", 0,
+    libc.mount("overlay", merged, "overlay", 0,
                f"lowerdir={base}/lower,upperdir={base}/upper,workdir={base}/work")
     try:
         assert detect(os.path.join(merged, "home")) == "vfs"
     finally:
-        _sys.umount(merged)
+        libc.umount(merged)
 
 
 def test_detect_btrfs_when_overlay_unusable(btrfs_mount, unique_name, monkeypatch):
@@ -81,8 +82,8 @@ def test_overlay_mount_modes(request, home, mode):
 
 
     def undo() -> None:
-        for mp, _ in _sys.mounts_under(short):
-            _sys.umount(mp)
+        for mp, _ in mountinfo.mounts_under(short):
+            libc.umount(mp)
         shutil.rmtree(short, ignore_errors=True)
 
     request.addfinalizer(undo)
@@ -103,14 +104,14 @@ def test_overlay_mount_modes(request, home, mode):
         drv.put(C1)
     assert os.path.exists(os.path.join(drv.home, C1, "diff", "written"))
     drv.cleanup()
-    assert _sys.mounts_under(drv.home) == []
+    assert mountinfo.mounts_under(drv.home) == []
 
 
 def test_overlay_options_exceed_a_page_for_deep_images(home):
     """The 130-layer case above really is past mount(2)'s limit with absolute links."""
     drv = OverlayDriver(os.path.join(home, "overlay"))
     one = len(os.path.join(drv.home, "l", "X" * 26)) + 1
-    assert one * 130 > _sys.page_size()
+    assert one * 130 > os.sysconf("SC_PAGE_SIZE")
 
 
 def test_read_only_layer_get(home):
@@ -127,7 +128,7 @@ def test_read_only_layer_get(home):
     finally:
         drv.put("a" * 64)
         drv.put("b" * 64)
-    assert not _sys.is_mountpoint(top)
+    assert not mountinfo.is_mountpoint(top)
 
 
 def test_overlay_repairs_links_after_crash(home):

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from berth import errors
+from berth.linux import libc, mountinfo
 from berth.metadata import Database
-from berth.storage import _sys
 from berth.volumes import VolumeStore
 
 
@@ -20,8 +20,8 @@ def vs(tmp_path):
     db = Database(str(tmp_path / "meta.db"))
     store = VolumeStore(str(tmp_path / "root"), db)
     yield store
-    for mp, _ in _sys.mounts_under(str(tmp_path)):
-        _sys.umount(mp)
+    for mp, _ in mountinfo.mounts_under(str(tmp_path)):
+        libc.umount(mp)
     db.close()
 
 
@@ -189,14 +189,14 @@ def test_recovery_adopts_orphan_dir_and_drops_temp(tmp_path):
 def test_tmpfs_volume_mounted_while_in_use(vs):
     v = vs.create("tmpvol", options={"type": "tmpfs", "device": "tmpfs", "o": "size=1m,nosuid"})
     assert v.inspect()["Options"] == {"type": "tmpfs", "device": "tmpfs", "o": "size=1m,nosuid"}
-    assert not _sys.is_mountpoint(v.mountpoint)
+    assert not mountinfo.is_mountpoint(v.mountpoint)
     vs.acquire("tmpvol", "c1")
     vs.acquire("tmpvol", "c2")
-    assert _sys.mounts_under(v.mountpoint) == [(v.mountpoint, "tmpfs")]
+    assert mountinfo.mounts_under(v.mountpoint) == [(v.mountpoint, "tmpfs")]
     vs.release("tmpvol", "c1")
-    assert _sys.is_mountpoint(v.mountpoint)
+    assert mountinfo.is_mountpoint(v.mountpoint)
     vs.release("tmpvol", "c2")
-    assert not _sys.is_mountpoint(v.mountpoint)
+    assert not mountinfo.is_mountpoint(v.mountpoint)
 
 
 def test_bind_volume(vs, tmp_path):
@@ -211,7 +211,7 @@ def test_bind_volume(vs, tmp_path):
             Path(path, "g").write_text("x")
     finally:
         vs.release("bindvol", "c1")
-    assert not _sys.is_mountpoint(v.mountpoint)
+    assert not mountinfo.is_mountpoint(v.mountpoint)
     vs.remove("bindvol")
     assert (src / "f").exists()  # removing the volume never touches the bound source
 

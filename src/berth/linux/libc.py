@@ -6,6 +6,7 @@ per container start).
 Every wrapper raises OSError(errno, "<call> <what>: <strerror>") so callers can name what failed.
 """
 
+import errno
 import os
 
 from berth.linux import cdll
@@ -21,6 +22,11 @@ SYS_pivot_root = 155
 SYS_close_range = 436
 SYS_openat2 = 437
 SYS_pidfd_send_signal = 424
+# the new mount API (the same numbers on every architecture but alpha)
+SYS_move_mount = 429
+SYS_fsopen = 430
+SYS_fsconfig = 431
+SYS_fsmount = 432
 
 # mount(2) flags
 MS_RDONLY = 1
@@ -46,6 +52,17 @@ MS_RELATIME = 1 << 21
 MS_STRICTATIME = 1 << 24
 MS_LAZYTIME = 1 << 25
 MNT_DETACH = 2
+
+# fsopen/fsconfig/fsmount/move_mount
+FSOPEN_CLOEXEC = 1
+FSCONFIG_SET_STRING = 1
+FSCONFIG_CMD_CREATE = 6
+FSMOUNT_CLOEXEC = 1
+MOUNT_ATTR_RDONLY = 1
+MOVE_MOUNT_F_EMPTY_PATH = 4
+AT_FDCWD = -100
+
+BTRFS_SUPER_MAGIC = 0x9123683E  # statfs f_type
 
 # clone / namespace flags
 CLONE_NEWTIME = 0x80
@@ -86,6 +103,92 @@ def mount(source: str | None, target: str, fstype: str | None, flags: int = 0, d
 def umount2(target: str, flags: int = 0) -> None:
     if _libc.umount2(_b(target), flags) != 0:
         raise _fail(f"umount {target}")
+
+
+def umount(target: str, *, detach_if_busy: bool = True) -> None:
+    """Unmount target, and only raise if it stays mounted: a busy mount is detached lazily (unless
+    detach_if_busy is False), a target that is not (any more) a mount point is no error."""
+    if _libc.umount2(_b(target), 0) == 0:
+        return
+    e = cdll.get_errno()
+    if e == errno.EBUSY and detach_if_busy and _libc.umount2(_b(target), MNT_DETACH) == 0:
+        return
+    if e not in (errno.EINVAL, errno.ENOENT):
+        raise OSError(e, f"umount {target}: {os.strerror(e)}")
+
+
+def _check(r: int, what: str) -> int:
+    if r < 0:
+        raise _fail(what)
+    return r
+
+
+def mount_fsconfig(fstype: str, target: str, options: list[tuple[str, str | None]],
+                   readonly: bool = False) -> None:
+    """Mount with fsopen/fsconfig/fsmount/move_mount: every option is its own string, so a long option
+    list (many overlay `lowerdir+` entries) is not bound by mount(2)'s one-page data limit."""
+    fsfd = _check(_syscall(SYS_fsopen, fstype.encode(), cdll.c_uint(FSOPEN_CLOEXEC)), f"fsopen {fstype}")
+    try:
+        for key, value in options:
+            _check(_syscall(SYS_fsconfig, fsfd, cdll.c_uint(FSCONFIG_SET_STRING), key.encode(), _b(value), 0),
+                   f"fsconfig {fstype} {key}={value}")
+        _check(_syscall(SYS_fsconfig, fsfd, cdll.c_uint(FSCONFIG_CMD_CREATE), None, None, 0),
+               f"fsconfig {fstype} create (for {target})")
+        attrs = cdll.c_uint(MOUNT_ATTR_RDONLY if readonly else 0)
+        mfd = _check(_syscall(SYS_fsmount, fsfd, cdll.c_uint(FSMOUNT_CLOEXEC), attrs),
+                     f"fsmount {fstype} (for {target})")
+        try:
+            _check(_syscall(SYS_move_mount, mfd, b"", AT_FDCWD, _b(target),
+                            cdll.c_uint(MOVE_MOUNT_F_EMPTY_PATH)), f"move_mount {fstype} to {target}")
+        finally:
+            os.close(mfd)
+    finally:
+        os.close(fsfd)
+
+
+def mount_in_dir(cwd: str, source: str, target: str, fstype: str, flags: int, data: str) -> None:
+    """mount(2) with relative paths in data, resolved against cwd. The chdir happens in a short-lived
+    child so the caller's (possibly threaded) process keeps its working directory."""
+    args = (_b(source), _b(target), _b(fstype), cdll.c_ulong(flags), _b(data))
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: no Python-level work beyond the syscall
+        try:
+            os.close(r)
+            os.chdir(cwd)
+            rc = _libc.mount(*args)
+            os.write(w, str(0 if rc == 0 else cdll.get_errno()).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    try:
+        out = os.read(r, 32)
+    finally:
+        os.close(r)
+        os.waitpid(pid, 0)
+    code = int(out or b"-1")
+    if code:
+        raise OSError(code if code > 0 else errno.EIO, f"mount {fstype} on {target} (in {cwd}): "
+                      f"{os.strerror(code) if code > 0 else 'child failed'}")
+
+
+class _Statfs(cdll.Structure):
+    # struct statfs is 120 bytes on LP64 with f_type first; the rest is room for what the call fills in
+    _fields_ = [("f_type", cdll.c_long)] + [(f"_{i}", cdll.c_long) for i in range(15)]
+
+
+def fs_magic(path: str) -> int:
+    """statfs(2) f_type of the filesystem holding path (e.g. BTRFS_SUPER_MAGIC)."""
+    buf = _Statfs()
+    if _libc.statfs(_b(path), cdll.byref(buf)) != 0:
+        raise _fail(f"statfs {path}")
+    return buf.f_type & 0xFFFFFFFF
+
+
+def syncfs(fd: int, what: str = "") -> None:
+    """Flush the whole filesystem holding the file open at fd (what: its path, for the error)."""
+    if _libc.syncfs(fd) != 0:
+        raise _fail(f"syncfs {what or fd}")
 
 
 def unshare(flags: int) -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 
 from berth import errors
+from berth.linux import libc
 from berth.storage import _fsutil as fs
-from berth.storage import _sys
 from berth.storage.base import Driver
 from berth.storage.copying import BtrfsDriver, VfsDriver
 from berth.storage.overlay import OverlayDriver
@@ -30,7 +30,7 @@ def detect(home: str) -> str:
     os.makedirs(home, mode=0o700, exist_ok=True)
     if overlay_usable(home) is not None:
         return "overlay"
-    if _sys.fs_magic(home) == _sys.BTRFS_SUPER_MAGIC:
+    if libc.fs_magic(home) == libc.BTRFS_SUPER_MAGIC:
         return "btrfs"
     return "vfs"
 

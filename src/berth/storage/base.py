@@ -22,8 +22,8 @@ import secrets
 from typing import IO, Any
 
 from berth import errors
+from berth.linux import libc, mountinfo
 from berth.storage import _fsutil as fs
-from berth.storage import _sys
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$")
 _FS_NAMES = {0xEF53: "extfs", 0x9123683E: "btrfs", 0x58465342: "xfs", 0x01021994: "tmpfs",
@@ -147,7 +147,7 @@ class Driver:
         with self._lock():
             d = self._need(id)
             n = self._count(d)
-            if self.mounts and self._needs_mount(id) and not _sys.is_mountpoint(self._root(id)):
+            if self.mounts and self._needs_mount(id) and not mountinfo.is_mountpoint(self._root(id)):
                 self._mount(id)
             self._set_count(d, n + 1)
             return self._root(id)
@@ -169,7 +169,7 @@ class Driver:
         """Refused (Conflict) while the layer is mounted or has children."""
         with self._lock():
             d = self._need(id)
-            if self._count(d) > 0 or (self.mounts and _sys.is_mountpoint(self._root(id))):
+            if self._count(d) > 0 or (self.mounts and mountinfo.is_mountpoint(self._root(id))):
                 raise errors.Conflict(f"storage {self.name}: layer {id} is in use (mounted); put() it first")
             children = [c for c in self.list() if c != id and self.parent(c) == id]
             if children:
@@ -183,8 +183,8 @@ class Driver:
 
     def _discard(self, path: str) -> None:
         """Delete a temporary or removed layer directory (driver hook for subvolumes, mounts)."""
-        for mp, _ in _sys.mounts_under(path):
-            _sys.umount(mp)
+        for mp, _ in mountinfo.mounts_under(path):
+            libc.umount(mp)
         fs.rmtree(path)
 
     # -- recovery ----------------------------------------------------------------------------------
@@ -197,17 +197,17 @@ class Driver:
                 if m and not fs.pid_alive(int(m.group(2))):
                     self._discard(e.path)
             if self.mounts:
-                for mp, _ in _sys.mounts_under(self.home):
+                for mp, _ in mountinfo.mounts_under(self.home):
                     rel = os.path.relpath(mp, self.home).split("/")
                     if rel[0].startswith("."):
                         continue  # a live process's temporary entry
                     d = os.path.join(self.home, rel[0])
                     if rel[0] in self.reserved or not os.path.isdir(d) or self._count(d) == 0 \
                             or mp != self._root(rel[0]):
-                        _sys.umount(mp)
+                        libc.umount(mp)
                 for id in self.list():
                     d = os.path.join(self.home, id)
-                    if self._count(d) and self._needs_mount(id) and not _sys.is_mountpoint(self._root(id)):
+                    if self._count(d) and self._needs_mount(id) and not mountinfo.is_mountpoint(self._root(id)):
                         self._set_count(d, 0)
             self._repair()
 
@@ -215,8 +215,8 @@ class Driver:
         """Unmount everything under home and zero every refcount (daemon shutdown, or after a crash
         when no container is known to run)."""
         with self._lock():
-            for mp, _ in _sys.mounts_under(self.home):
-                _sys.umount(mp)
+            for mp, _ in mountinfo.mounts_under(self.home):
+                libc.umount(mp)
             for id in self.list():
                 d = os.path.join(self.home, id)
                 if self._count(d):
@@ -248,7 +248,7 @@ class Driver:
         raise NotImplementedError
 
     def _unmount(self, id: str) -> None:
-        _sys.umount(self._root(id))
+        libc.umount(self._root(id))
 
     def diff(self, id: str, parent: str | None, out: IO[bytes]) -> None:
         raise NotImplementedError
@@ -261,7 +261,7 @@ class Driver:
 
     def status(self) -> list[list[str]]:
         """docker info's DriverStatus pairs (extension)."""
-        magic = _sys.fs_magic(self.home)
+        magic = libc.fs_magic(self.home)
         return [["Backing Filesystem", _FS_NAMES.get(magic, hex(magic))], ["Supports d_type", "true"]]
 
     def __repr__(self) -> str:

@@ -10,7 +10,8 @@ import os
 from typing import IO
 
 from berth import errors
-from berth.storage import _btrfs, _sys
+from berth.linux import libc
+from berth.storage import _btrfs
 from berth.storage import _fsutil as fs
 from berth.storage.base import Driver, no_parent_mismatch
 
@@ -62,7 +63,7 @@ class BtrfsDriver(_TreeDriver):
 
     def __init__(self, home: str) -> None:
         os.makedirs(home, mode=0o700, exist_ok=True)
-        if _sys.fs_magic(home) != _sys.BTRFS_SUPER_MAGIC:
+        if libc.fs_magic(home) != libc.BTRFS_SUPER_MAGIC:
             raise errors.Unsupported(f"storage btrfs: {home} is not on a btrfs filesystem")
         super().__init__(home)
 

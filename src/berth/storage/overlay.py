@@ -16,8 +16,8 @@ import secrets
 from typing import IO
 
 from berth import errors
+from berth.linux import libc, mountinfo
 from berth.storage import _fsutil as fs
-from berth.storage import _sys
 from berth.storage.base import Driver, no_parent_mismatch
 
 LINKS = "l"
@@ -114,8 +114,8 @@ class OverlayDriver(Driver):
             lowers = [f"{id}/empty"]
         target = os.path.join(d, "merged")
         rel_upper = [f"upperdir={id}/diff", f"workdir={id}/work"] if rw else []
-        flags = 0 if rw else _sys.MS_RDONLY
-        page = _sys.page_size()
+        flags = 0 if rw else libc.MS_RDONLY
+        page = os.sysconf("SC_PAGE_SIZE")
 
         def data(prefix: str) -> str:
             parts = ["lowerdir=" + ":".join(prefix + lo for lo in lowers)]
@@ -129,7 +129,7 @@ class OverlayDriver(Driver):
         if mode == "classic":
             if len(absolute) >= page:
                 raise errors.Unsupported(f"storage overlay: mount options of {id} exceed one page")
-            _sys.mount("overlay", target, "overlay", flags, absolute)
+            libc.mount("overlay", target, "overlay", flags, absolute)
             return
         if mode == "fsconfig":
             opts: list[tuple[str, str | None]] = [("source", "overlay")]
@@ -138,7 +138,7 @@ class OverlayDriver(Driver):
                 opts += [("upperdir", os.path.join(d, "diff")), ("workdir", os.path.join(d, "work"))]
             opts += [tuple(o.split("=", 1)) for o in self.options]  # type: ignore[misc]
             try:
-                _sys.mount_fsconfig("overlay", target, opts, readonly=not rw)
+                libc.mount_fsconfig("overlay", target, opts, readonly=not rw)
                 return
             except OSError as e:
                 if self.mount_mode == "fsconfig" or e.errno not in (errno.EINVAL, errno.ENOSYS):
@@ -148,7 +148,7 @@ class OverlayDriver(Driver):
             raise errors.Unsupported(
                 f"storage overlay: layer {id} has {len(lowers)} lower layers, too many for this kernel"
             )
-        _sys.mount_in_dir(self.home, "overlay", target, "overlay", flags, relative)
+        libc.mount_in_dir(self.home, "overlay", target, "overlay", flags, relative)
 
     def status(self) -> list[list[str]]:
         return super().status() + [
@@ -194,18 +194,18 @@ def probe(home: str) -> tuple[str, ...] | None:
                 data = ",".join([f"lowerdir={base}/lower", f"upperdir={base}/upper", f"workdir={base}/work",
                                  *opts])
                 try:
-                    _sys.mount("overlay", f"{base}/merged", "overlay", 0, data)
+                    libc.mount("overlay", f"{base}/merged", "overlay", 0, data)
                 except OSError:
                     continue
                 try:
                     if os.path.exists(f"{base}/merged/f"):
                         result = opts
                 finally:
-                    _sys.umount(f"{base}/merged")
+                    libc.umount(f"{base}/merged")
                 break
         finally:
-            for mp, _ in _sys.mounts_under(base):
-                _sys.umount(mp)
+            for mp, _ in mountinfo.mounts_under(base):
+                libc.umount(mp)
             fs.rmtree(base)
     _probe_cache[dev] = result
     return result

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from berth import errors
+from berth.linux import libc, mountinfo
 from berth.storage import _fsutil as fs
-from berth.storage import _sys
 
 COMPONENT = "volumes"
 MIGRATIONS = [
@@ -43,9 +43,9 @@ MIGRATIONS = [
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 LOCAL_OPTIONS = {"type", "device", "o"}
 _FLAG_OPTS = {
-    "ro": _sys.MS_RDONLY, "rw": 0, "nosuid": _sys.MS_NOSUID, "nodev": _sys.MS_NODEV,
-    "noexec": _sys.MS_NOEXEC, "noatime": _sys.MS_NOATIME, "bind": _sys.MS_BIND,
-    "rbind": _sys.MS_BIND | _sys.MS_REC,
+    "ro": libc.MS_RDONLY, "rw": 0, "nosuid": libc.MS_NOSUID, "nodev": libc.MS_NODEV,
+    "noexec": libc.MS_NOEXEC, "noatime": libc.MS_NOATIME, "bind": libc.MS_BIND,
+    "rbind": libc.MS_BIND | libc.MS_REC,
 }
 _FILTERS = {"name", "label", "label!", "dangling", "driver"}
 
@@ -153,8 +153,8 @@ class VolumeStore:
                 )
 
     def _unmount_all(self, path: str) -> None:
-        for mp, _ in _sys.mounts_under(path):
-            _sys.umount(mp)
+        for mp, _ in mountinfo.mounts_under(path):
+            libc.umount(mp)
 
     # -- API ---------------------------------------------------------------------------------------
     def create(
@@ -293,7 +293,7 @@ class VolumeStore:
             cur.execute(
                 "INSERT OR IGNORE INTO volume_refs(volume, container_id) VALUES (?, ?)", (name, container_id))
             options = json.loads(row["options"])
-            if options and not _sys.is_mountpoint(self._data(name)):
+            if options and not mountinfo.is_mountpoint(self._data(name)):
                 self._mount(name, options)
         return self._data(name)
 
@@ -343,12 +343,12 @@ class VolumeStore:
         device = options.get("device") or kind
         target = self._data(name)
         try:
-            if flags & _sys.MS_BIND:
-                _sys.mount(device, target, None, flags, None)
-                if flags & ~(_sys.MS_BIND | _sys.MS_REC):
-                    _sys.mount(None, target, None, flags | _sys.MS_REMOUNT, None)
+            if flags & libc.MS_BIND:
+                libc.mount(device, target, None, flags, None)
+                if flags & ~(libc.MS_BIND | libc.MS_REC):
+                    libc.mount(None, target, None, flags | libc.MS_REMOUNT, None)
             else:
-                _sys.mount(device, target, kind, flags, ",".join(data) or None)
+                libc.mount(device, target, kind, flags, ",".join(data) or None)
         except OSError as e:
             raise errors.InvalidArgument(f"volume {name}: mounting {kind} {device}: {e.strerror}")
 
