@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from berth import errors
+from berth.linux.mountinfo import unescape as _unescape
 
 
 class Hierarchy:
@@ -37,19 +38,6 @@ class Hierarchy:
         if self.root != "/" and (cgroup == self.root or cgroup.startswith(self.root + "/")):
             rel = cgroup[len(self.root):]
         return os.path.join(self.mountpoint, rel.lstrip("/")).rstrip("/") or "/"
-
-
-def _unescape(s: str) -> str:
-    # mountinfo octal-escapes space, tab, newline and backslash
-    out, i = [], 0
-    while i < len(s):
-        if s[i] == "\\" and i + 4 <= len(s) and s[i + 1:i + 4].isdigit():
-            out.append(chr(int(s[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(s[i])
-            i += 1
-    return "".join(out)
 
 
 def _known_subsystems() -> set[str]:

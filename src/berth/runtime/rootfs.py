@@ -10,6 +10,7 @@ import stat
 
 from berth.errors import InvalidArgument
 from berth.linux import libc as L
+from berth.linux import mountinfo
 from berth.linux.paths import mkdir_in_root, open_in_root
 from berth.runtime import mountopts
 
@@ -25,8 +26,7 @@ def _statvfs_flags(path: str) -> int:
 
 
 def _mountinfo() -> list[list[str]]:
-    with open("/proc/self/mountinfo") as f:
-        return [line.split() for line in f]
+    return mountinfo.read()
 
 
 class Rootfs:
