@@ -3,54 +3,17 @@
 from __future__ import annotations
 
 import io
-import os
-import tarfile
 
 import pytest
 
 from berth.images import Store
+from berth.testing.images import files_tar, rootfs_tar
 
 DRIVERS = ["vfs", "overlay"]
 
 
-def tar_of(root: str, extra: dict[str, bytes] | None = None) -> bytes:
-    """A rootfs tar of a directory (numeric owners, sorted), plus extra files."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        for dirpath, dirs, files in os.walk(root):
-            dirs.sort()
-            for name in sorted(dirs) + sorted(files):
-                p = os.path.join(dirpath, name)
-                ti = tf.gettarinfo(p, os.path.relpath(p, root))
-                ti.uid = ti.gid = 0
-                ti.uname = ti.gname = ""
-                ti.mtime = 0
-                if ti.isreg():
-                    with open(p, "rb") as f:
-                        tf.addfile(ti, f)
-                else:
-                    tf.addfile(ti)
-        for name, data in (extra or {}).items():
-            ti = tarfile.TarInfo(name)
-            ti.size = len(data)
-            ti.mode = 0o644
-            tf.addfile(ti, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def small_tar(files: dict[str, bytes]) -> bytes:
-    return tar_of_files(files)
-
-
 def tar_of_files(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        for name, data in files.items():
-            ti = tarfile.TarInfo(name)
-            ti.size = len(data)
-            ti.mode = 0o755
-            tf.addfile(ti, io.BytesIO(data))
-    return buf.getvalue()
+    return files_tar(files, mode=0o755)
 
 
 def open_store(root: str, driver: str) -> Store:
@@ -65,7 +28,9 @@ def open_store(root: str, driver: str) -> Store:
 
 @pytest.fixture(scope="session")
 def busybox_tar(busybox_rootfs) -> bytes:
-    return tar_of(busybox_rootfs)
+    buf = io.BytesIO()
+    rootfs_tar(busybox_rootfs, buf)
+    return buf.getvalue()
 
 
 @pytest.fixture

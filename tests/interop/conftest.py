@@ -8,20 +8,17 @@ private state under a temp dir; teardown removes containers, mounts, cgroups and
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import os
 import shutil
 import signal
 import subprocess
-import tarfile
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
+from berth.testing.images import docker_archive, rootfs_tar, tar_file_layer
 from interop.helpers import (
     cgroup_dirs,
     kill_procs_mentioning,
@@ -54,30 +51,11 @@ def oci_runtime() -> str:
     return runtime_path()
 
 
-def _tar_dir(root: str) -> bytes:
-    """A deterministic, numeric-owner tar of a directory (a rootfs layer)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        for dirpath, dirs, files in os.walk(root):
-            dirs.sort()
-            for name in sorted(dirs) + sorted(files):
-                p = os.path.join(dirpath, name)
-                ti = tf.gettarinfo(p, os.path.relpath(p, root))
-                ti.uid = ti.gid = 0
-                ti.uname = ti.gname = ""
-                ti.mtime = 0
-                if ti.isreg():
-                    with open(p, "rb") as f:
-                        tf.addfile(ti, f)
-                else:
-                    tf.addfile(ti)
-    return buf.getvalue()
-
-
 @pytest.fixture(scope="session")
 def busybox_layer_tar(busybox_rootfs, tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("bbtar") / "rootfs.tar"
-    path.write_bytes(_tar_dir(busybox_rootfs))
+    with open(path, "wb") as f:
+        rootfs_tar(busybox_rootfs, f)
     return str(path)
 
 
@@ -85,24 +63,8 @@ def busybox_layer_tar(busybox_rootfs, tmp_path_factory) -> str:
 def busybox_docker_archive(busybox_layer_tar, tmp_path_factory) -> tuple[str, str]:
     """A minimal docker-archive (`docker save` format) of the busybox rootfs: (path, image ref)."""
     ref = "localhost/berth-interop/busybox:1"
-    layer = Path(busybox_layer_tar).read_bytes()
-    diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
-    config = json.dumps({
-        "architecture": "amd64", "os": "linux",
-        "config": {"Cmd": ["sh"], "Env": ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"]},
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-        "history": [{"created_by": "berth interop test"}],
-    }, sort_keys=True).encode()
-    config_name = hashlib.sha256(config).hexdigest() + ".json"
-    layer_name = diff_id.split(":")[1] + "/layer.tar"
-    manifest = json.dumps([{"Config": config_name, "RepoTags": [ref], "Layers": [layer_name]}]).encode()
     path = tmp_path_factory.mktemp("bbarchive") / "busybox-docker-archive.tar"
-    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tf:
-        for name, data in ((layer_name, layer), (config_name, config), ("manifest.json", manifest)):
-            ti = tarfile.TarInfo(name)
-            ti.size = len(data)
-            ti.mode = 0o644
-            tf.addfile(ti, io.BytesIO(data))
+    docker_archive(str(path), ref, [("berth interop test", tar_file_layer(busybox_layer_tar))])
     return str(path), ref
 
 
