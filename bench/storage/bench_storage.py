@@ -17,42 +17,20 @@ import contextlib
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator
 
 from berth.bootstrap import make_rootfs
 from berth.layers import tar_directory
 from berth.linux import libc, mountinfo
 from berth.metadata import Database
 from berth.storage import get_driver
+from berth.testing.loopfs import loopback_btrfs
 from berth.volumes import VolumeStore
 
 BIG = 500 * 1024 * 1024
-
-
-@contextlib.contextmanager
-def loopback_btrfs(size: str) -> Iterator[str]:
-    base = tempfile.mkdtemp(prefix="berth-bench-btrfs-", dir="/var/tmp")
-    image, mnt = os.path.join(base, "fs.img"), os.path.join(base, "mnt")
-    os.mkdir(mnt)
-    loop = None
-    try:
-        subprocess.run(["truncate", "-s", size, image], check=True)
-        subprocess.run(["mkfs.btrfs", "-q", image], check=True, stdout=subprocess.DEVNULL)
-        loop = subprocess.run(["losetup", "--find", "--show", image], check=True, capture_output=True,
-                              text=True).stdout.strip()
-        libc.mount(loop, mnt, "btrfs", 0, None)
-        yield mnt
-    finally:
-        for mp, _ in mountinfo.mounts_under(mnt):
-            libc.umount(mp)
-        if loop:
-            subprocess.run(["losetup", "-d", loop], check=False)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def small_layer(i: int, path: str) -> str:
@@ -175,7 +153,7 @@ def main() -> int:
         for name in a.drivers.split(","):
             print(f"# {name} ...", file=sys.stderr, flush=True)
             if name == "btrfs":
-                with loopback_btrfs("3G") as mnt:
+                with loopback_btrfs("3G", dir="/var/tmp") as mnt:
                     results[name] = bench_driver(name, mnt, tars, a.runs, a.cow_runs)
             else:
                 home = os.path.join(work, name)
