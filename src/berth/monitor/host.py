@@ -75,7 +75,11 @@ class Host:
             self.owner[fd] = owner
         self.poll.register(fd, mask)
 
-    def unwatch(self, fd):
+    def unwatch(self, fd, owner=None):
+        """Stop watching `fd`; with `owner`, only if it is that monitor's (a stale unwatch of a
+        number another container reuses must not silence that container)."""
+        if owner is not None and self.owner.get(fd) is not owner:
+            return
         self.owner.pop(fd, None)
         if self.handlers.pop(fd, None) is not None:
             try:

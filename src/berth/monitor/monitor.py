@@ -279,7 +279,7 @@ class Monitor:
         self.host.watch(fd, mask, cb, self)
 
     def unwatch(self, fd):
-        self.host.unwatch(fd)
+        self.host.unwatch(fd, self)
 
     def spawn(self, argv, stdin=None, stdout=None, stderr=None, on_exit=None):
         if self.cfg.get("runtime_inproc") and argv and argv[0] == self.cfg["runtime"]:
@@ -1175,7 +1175,7 @@ class Monitor:
         for sink in self.sinks.values():
             fds |= {sink.fd, sink.pfd}
         for ex in self.execs.values():
-            fds |= set(ex.fds) | {ex.stdin_fd, ex.master}
+            fds |= set(ex.fds) | {ex.stdin_fd}  # (ex.master: in ex.fds while it is open)
         fds |= {self.log.fd if self.log else None, self.dirfd, self.errlog}
         self.out_fds, self.sinks, self.execs = {}, {}, {}
         self.stdin_w = self.master = None
