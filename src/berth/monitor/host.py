@@ -64,11 +64,33 @@ class Host:
         self.lock_fd = -1
         self.started = time.monotonic()
         self.ever_connected = False
+        self.nofile = None  # (soft, hard) the host started with, if it raised the soft limit
         self.env = {"PATH": _ENV_PATH}
         if os.environ.get("XDG_RUNTIME_DIR"):
             self.env["XDG_RUNTIME_DIR"] = os.environ["XDG_RUNTIME_DIR"]
 
     # -- fds and children ----------------------------------------------------------------------
+    def raise_nofile(self):
+        """Every container costs the host ~6 fds: take the hard limit of open files (a service's
+        soft limit is often 1024); runtimes and containers still get the limit we were given."""
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            try:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+                self.nofile = (soft, hard)
+            except (OSError, ValueError):
+                pass
+
+    def child_limits(self, for_child):
+        """Around a spawn (and in a forked runtime): the open-files limit the host was started with."""
+        if self.nofile is not None:
+            import resource
+
+            soft, hard = self.nofile
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft if for_child else hard, hard))
+
     def watch(self, fd, mask, cb, owner=None):
         self.handlers[fd] = cb
         if owner is not None:
@@ -359,6 +381,7 @@ def serve_shared(sock_path):
     host.listen(sock_path)
     devnull = _detach(os.path.join(os.path.dirname(sock_path), "monitor-host.log"))
     wake_r = _signals()
+    host.raise_nofile()
     _preload()
     gc.collect()
     gc.freeze()  # the preloaded modules' objects: forked runtimes do not copy them on GC

@@ -295,7 +295,12 @@ class Monitor:
         for target, fd in ((0, stdin), (1, stdout), (2, stderr)):
             acts.append((os.POSIX_SPAWN_DUP2, devnull if fd is None else fd, target))
         try:
-            pid = os.posix_spawn(argv[0], argv, self.env, file_actions=acts, setsigdef=_DEFAULT_SIGNALS, setsigmask=())
+            self.host.child_limits(True)
+            try:
+                pid = os.posix_spawn(argv[0], argv, self.env, file_actions=acts, setsigdef=_DEFAULT_SIGNALS,
+                                     setsigmask=())
+            finally:
+                self.host.child_limits(False)
         finally:
             os.close(devnull)
         if on_exit:
@@ -314,6 +319,7 @@ class Monitor:
         rc = 1
         try:
             signal.set_wakeup_fd(-1)
+            self.host.child_limits(True)
             for sig in _DEFAULT_SIGNALS:
                 signal.signal(sig, signal.SIG_DFL)
             devnull = os.open("/dev/null", os.O_RDWR)
