@@ -12,7 +12,8 @@
 # Daemons (berthd; dockerd + containerd) are sampled at 1 and at N as well.
 #
 # Usage: sudo bench/engine/monitor-memory.sh   env: N (idle containers, 20), SETTLE (seconds, 5),
-#        BASE (/tmp/bench-monitor-mem), OUT (/tmp/bench-monitor-mem-results), SKIP_DOCKER=1
+#        BASE (/tmp/bench-monitor-mem), OUT (/tmp/bench-monitor-mem-results), SKIP_DOCKER=1, SKIP_PEERS=1
+#        (berth only), BERTH_MONITOR=per-container (berthd's isolation mode: a host per container)
 # Output: $OUT/summary.md and $OUT/samples.txt (engine label pid rss pss per line).
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
@@ -27,15 +28,17 @@ rm -rf "$OUT"; mkdir -p "$OUT"
 trap engines_stop EXIT
 trap 'exit 130' INT TERM
 
-ENGINES=(berth podman)
-[ "${SKIP_DOCKER:-0}" = 1 ] || ENGINES+=(docker)
-log "machine: $(machine_line)"
-if [ "${SKIP_DOCKER:-0}" = 1 ]; then engines_start berth; else engines_start; fi
+ENGINES=(berth)
+[ "${SKIP_PEERS:-0}" = 1 ] || ENGINES+=(podman)
+[ "${SKIP_DOCKER:-0}" = 1 ] || [ "${SKIP_PEERS:-0}" = 1 ] || ENGINES+=(docker)
+log "machine: $(machine_line); berthd --monitor ${BERTH_MONITOR:-shared}"
+export BERTH_MONITOR=${BERTH_MONITOR:-shared}
+case " ${ENGINES[*]} " in *" docker "*) engines_start ;; *) engines_start berth ;; esac
 "$PY" "$REPO/bench/engine/mkimages.py" rootfs "$BASE/busybox-rootfs.tar"
 IMG=bench-busybox:latest
 "${BERTH[@]}" import "$BASE/busybox-rootfs.tar" $IMG >/dev/null
-"${PODMAN[@]}" import "$BASE/busybox-rootfs.tar" $IMG >/dev/null
-[ "${SKIP_DOCKER:-0}" = 1 ] || "${DOCKER[@]}" import "$BASE/busybox-rootfs.tar" $IMG >/dev/null
+case " ${ENGINES[*]} " in *" podman "*) "${PODMAN[@]}" import "$BASE/busybox-rootfs.tar" $IMG >/dev/null ;; esac
+case " ${ENGINES[*]} " in *" docker "*) "${DOCKER[@]}" import "$BASE/busybox-rootfs.tar" $IMG >/dev/null ;; esac
 
 rss() { awk '/^Rss:/{print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }   # KiB
 pss() { awk '/^Pss:/{print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
@@ -76,7 +79,8 @@ for e in "${ENGINES[@]}"; do
   for i in $(seq 2 "$N"); do IDS+=("$(detach "$e")"); done
   sleep "$SETTLE"
   W=$(watchers "$e" "${IDS[@]}" | xargs)
-  [ "$e" != berth ] || [ "$(echo $W | wc -w)" = 1 ] || log "berth: $(echo $W | wc -w) monitor processes for $N containers"
+  [ "$e" != berth ] || [ "$BERTH_MONITOR" != shared ] || [ "$(echo $W | wc -w)" = 1 ] \
+    || log "berth: $(echo $W | wc -w) monitor processes for $N containers"
   sample "$e" wN $W
   sample "$e" dN $(daemons "$e")
   if [ "$e" = berth ]; then
@@ -113,6 +117,6 @@ for e in ("berth", "podman", "docker"):
     d = f"{tot(e, 'd1', 0)} → {tot(e, 'dN', 0)} | {tot(e, 'd1', 1)} → {tot(e, 'dN', 1)}" if (e, "d1") in rows else "– | –"
     print(f"| {e} | {len(w)} | {add_rss:.0f} | {add_pss:.0f} | {med_rss:.0f} | {med_pss:.0f} | "
           f"{tot(e, 'wN', 0)} | {tot(e, 'wN', 1)} | {d} |")
-print("\nberth: the watcher is the one monitor host; 'added per container' = (host at N − host at 1)/(N−1).\n"
-      "podman/docker: one watcher per container; 'added per container' = (Σ at N − Σ at 1)/(N−1).")
+print("\nberth (shared): the watcher is the one monitor host; 'added per container' = (host at N − host at 1)/(N−1)."
+      "\nOne watcher per container (podman, docker, berth per-container): 'added per container' = (Σ at N − Σ at 1)/(N−1).")
 EOF
