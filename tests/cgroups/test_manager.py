@@ -96,10 +96,11 @@ def test_self_join_then_apply_puts_the_process_everywhere(make_manager):
             time.sleep(30)
         finally:
             os._exit(0)
+    os.close(w)  # a child that fails before it writes gives EOF, not a hang
     try:
         for fd in fds:
             os.close(fd)
-        assert os.read(r, 1) == b"x"
+        assert os.read(r, 1) == b"x", "the child could not write itself into the v1 tasks files"
         m.apply(pid, self_joined=bool(fds))
         assert m.pids() == [pid]
         with open(f"/proc/{pid}/cgroup") as f:
@@ -110,7 +111,6 @@ def test_self_join_then_apply_puts_the_process_everywhere(make_manager):
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
         os.close(r)
-        os.close(w)
     m.destroy()
     assert not m.exists()
 
