@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import struct
+import subprocess
 import time
 
 import pytest
@@ -185,6 +186,33 @@ def _fd_targets(listing: str) -> list[str]:
     return out
 
 
+def _fd_links(pid: int, lo: int = 0) -> dict[int, str]:
+    out = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        if int(fd) >= lo:
+            try:
+                out[int(fd)] = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                pass
+    return out
+
+
+def _host_children(host: int) -> list[int]:
+    """Forks of the host (in-process runtimes), not the containers it reaps."""
+    out = []
+    for p in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{p}/cmdline", "rb") as f:
+                cmd = f.read()
+        except (OSError, ValueError):
+            continue
+        if ppid == host and b"berth.monitor.host" in cmd:
+            out.append(int(p))
+    return out
+
+
 def test_no_fd_of_one_container_in_another(berthd, cname):
     d = berthd
     a, t, b = cname + "-a", cname + "-t", cname + "-b"
@@ -202,7 +230,18 @@ def test_no_fd_of_one_container_in_another(berthd, cname):
         # and from outside: every process in B holds 0-2 only
         pid = d.inspect(b)["State"]["Pid"]
         assert sorted(int(x) for x in os.listdir(f"/proc/{pid}/fd")) == [0, 1, 2]
-        assert monitor_pid(d, a) == monitor_pid(d, b) == monitor_pid(d, t)
+        host = monitor_pid(d, b)
+        assert monitor_pid(d, a) == host == monitor_pid(d, t)
+        # B's runtime (forked from the host, not exec'd: close-on-exec protects nothing) holds no fd
+        # of the host's: a foreground exec keeps `runtime exec` alive while it runs.
+        p = subprocess.Popen([*d.docker_cmd.split(), "exec", b, "sleep", "3"], stdout=subprocess.DEVNULL)
+        try:
+            rt = wait_for(lambda: _host_children(host), "the exec's runtime process")[0]
+            theirs = _fd_links(rt, lo=3)
+            ours = set(_fd_links(host).values())
+            assert not ours & set(theirs.values()), (theirs, ours)
+        finally:
+            p.wait(30)
     finally:
         d.docker("rm", "-f", a, t, b, check=False)
 

@@ -328,7 +328,7 @@ class Monitor:
             os.close(devnull)
             # No exec here, so close-on-exec protects nothing: drop every monitor fd (a kept copy of
             # a stdin pipe's write end would keep the process from ever seeing EOF).
-            os.closerange(3, 1 << 16)
+            os.closerange(3, 0x7FFFFFFF)  # close_range(2): one call, whatever the fd limit
             os.environ.clear()
             os.environ.update(self.env)
             from berth.runtime.cli import main as runtime_main
