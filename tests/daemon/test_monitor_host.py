@@ -156,8 +156,8 @@ def test_trouble_in_one_container_stays_there(fresh_berthd, cname):
         assert frames and frames[-1][0] == 3 and b"error" in frames[-1][1], (line, frames)
     assert monitor_request(d, a, b"x" * 200_000) == []  # an endless first line: dropped
     assert json.loads(monitor_request(d, a, b'{"op": "ping"}\n')[-1][1])["ok"]
-    # A's monitor breaks for good: its run dir is gone when its container ends, so the exit
-    # cannot be recorded. The host logs it to A's monitor.log and goes on with B.
+    # A's run dir is gone when its container ends: the exit cannot be recorded there. The host
+    # logs that to A's monitor.log, still tells berthd, and goes on with B.
     info = d.inspect(a)
     rundir = os.path.join(d.exec_root, "containers", info["Id"])
     os.rename(rundir, rundir + ".gone")
@@ -166,6 +166,9 @@ def test_trouble_in_one_container_stays_there(fresh_berthd, cname):
         wait_for(lambda: not d.inspect(a)["State"]["Running"], "A seen as ended")
     finally:
         os.rename(rundir + ".gone", rundir)
+    assert d.inspect(a)["State"]["ExitCode"] == 137
+    with open(os.path.join(d.root, "containers", info["Id"], "monitor.log")) as f:
+        assert "exit file" in f.read()
     assert _alive(host)
     n = len(log_lines(d, b))
     wait_for(lambda: len(log_lines(d, b)) > n + 2, "B still logging")

@@ -251,6 +251,9 @@ class Monitor:
         self.sock_ino = None
         self.closed = False
         self.started = False  # a "start" request came
+        self.finishing = False  # the container is gone, `runtime delete` runs
+        self.jobs = set()  # output pipes of runtime commands in flight (run_async)
+        self.pending = 0  # runtime commands in flight
         self.exit_msg = None
         self.out_fds = {}  # container output fd -> kind
         self.stdin_w = None
@@ -348,6 +351,61 @@ class Monitor:
         except (OSError, ValueError):
             pass
         os._exit(rc)
+
+    def run_async(self, argv, done):
+        """Run a runtime command without stopping the host's loop: `done(exit code, output text)`
+        once it exited and its output pipe is closed. A raising `done` is logged here."""
+        r, w = os.pipe()
+        job = {"out": [], "eof": False, "status": None}
+
+        def complete():
+            if not job["eof"] or job["status"] is None or self.closed:
+                return
+            self.pending -= 1
+            out = b"".join(job["out"]).decode("utf-8", "replace").strip()
+            try:
+                done(os.waitstatus_to_exitcode(job["status"]), out)
+            except Exception:  # noqa: BLE001 - this container's monitor fails, not the host
+                self.host.fail(self)
+
+        def on_read(_ev):
+            try:
+                b = os.read(r, 65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                b = b""
+            if b:
+                job["out"].append(b)
+                return
+            self.unwatch(r)
+            self.jobs.discard(r)
+            os.close(r)
+            job["eof"] = True
+            complete()
+
+        def on_exit(st):
+            job["status"] = st
+            complete()
+
+        try:
+            self.spawn(argv, stdout=w, stderr=w, on_exit=on_exit)
+        except BaseException:
+            os.close(r)
+            raise
+        finally:
+            os.close(w)
+        os.set_blocking(r, False)
+        self.jobs.add(r)
+        self.pending += 1
+        self.watch(r, select.POLLIN, on_read)
+
+    def reply(self, cl, obj):
+        """The one answer of a request that is over; nothing if its client is gone meanwhile."""
+        if self.clients.get(cl.fd) is cl:
+            self.send(cl, control(obj))
+            cl.closing = True
+            self.flush(cl)
 
     def run_sync(self, argv, stdin=None):
         """Run a runtime command to completion; returns (exit code, stderr text)."""
@@ -556,11 +614,13 @@ class Monitor:
         self._maybe_finish()
 
     def _maybe_finish(self):
-        if self.exit_status is None or self.finished:
+        if self.exit_status is None or self.finished or self.finishing:
             return
         if self.out_fds and time.monotonic() < self.exit_deadline:
             return
-        self.finished = True
+        if self.pending:
+            return  # a runtime start/kill/... still runs: `delete` comes after it, as before
+        self.finishing = True
         for fd in list(self.out_fds):
             self.unwatch(fd)
         self.log.flush()
@@ -568,13 +628,21 @@ class Monitor:
         if code < 0:
             code = 128 - code
         oom = self._oom_killed()
-        self.run_sync(self.runtime("delete", "--force", self.id))
-        msg = {"exit": code, "oom": oom, "finishedAt": rfc3339nano(time.time_ns())}
+        finished_at = rfc3339nano(time.time_ns())
+        self.run_async(self.runtime("delete", "--force", self.id),
+                       lambda _rc, _out: self._finished({"exit": code, "oom": oom, "finishedAt": finished_at}))
+
+    def _finished(self, msg):
+        """`runtime delete` is done: record the exit and tell whoever waits."""
+        self.finished = True
         self.exit_msg = msg
         if self.started:
             # Never started: berthd undoes such a container itself (its restore removes the run
             # dir meanwhile, and a file written into it now would keep the rmdir from succeeding).
-            write_file_atomic(self.cfg["exit_file"], json.dumps(msg).encode())
+            try:
+                write_file_atomic(self.cfg["exit_file"], json.dumps(msg).encode())
+            except OSError as e:  # whoever waits still hears it
+                self.warn(f"exit file: {e}")
         for cl in list(self.clients.values()):
             if cl.op in ("attach", "wait"):
                 self.send(cl, control(msg))
@@ -610,7 +678,7 @@ class Monitor:
         self.flush(cl)
 
     def flush(self, cl):
-        if cl.fd not in self.clients:
+        if self.clients.get(cl.fd) is not cl:  # gone (the number may be reused)
             return
         while cl.out:
             try:
@@ -649,7 +717,7 @@ class Monitor:
             for fd in self.out_fds:
                 self._modify(fd, 0 if paused else select.POLLIN)
         for ex in self.execs.values():
-            full = ex.client.full and ex.client.fd in self.clients
+            full = ex.client.full and self.clients.get(ex.client.fd) is ex.client
             for fd in ex.fds:
                 self._modify(fd, 0 if full else select.POLLIN)
 
@@ -661,6 +729,8 @@ class Monitor:
                 pass
 
     def drop(self, cl):
+        if self.clients.get(cl.fd) is not cl:
+            return  # dropped already: its fd number may be another client's by now
         self.unwatch(cl.fd)
         self.clients.pop(cl.fd, None)
         for sink in self.sinks.values():
@@ -707,7 +777,7 @@ class Monitor:
         paused, sink.paused = sink.paused, set()
         for cl in paused:
             cl.paused = False
-            if cl.fd in self.clients:
+            if self.clients.get(cl.fd) is cl:
                 self.flush(cl)
 
     def _sink_ready(self, sink):
@@ -769,7 +839,7 @@ class Monitor:
         if not ev & (select.POLLIN | select.POLLHUP | select.POLLERR):
             return
         if cl.read_closed:
-            if ev & (select.POLLHUP | select.POLLERR) and cl.fd in self.clients:
+            if ev & (select.POLLHUP | select.POLLERR) and self.clients.get(cl.fd) is cl:
                 self.drop(cl)  # gone both ways: nothing more can be sent (and HUP would spin)
             return
         if cl.paused and not ev & (select.POLLHUP | select.POLLERR):
@@ -890,10 +960,9 @@ class Monitor:
                 self.flush(cl)
         elif op == "start":
             self.started = True
-            rc, msg = self.run_sync(self.runtime("start", self.id))
-            self.send(cl, control({"ok": True} if rc == 0 else {"error": msg or "runtime start failed"}))
-            cl.closing = True
-            self.flush(cl)
+            self.run_async(self.runtime("start", self.id),
+                           lambda rc, msg: self.reply(cl, {"ok": True} if rc == 0 else
+                                                      {"error": msg or "runtime start failed"}))
         elif op == "resize":
             ok = self.master is not None and _resize(self.master, req.get("h", 0), req.get("w", 0))
             self.send(cl, control({"ok": bool(ok)}))
@@ -913,8 +982,8 @@ class Monitor:
             if not args or args[0] not in ("kill", "pause", "resume", "update"):
                 self.send(cl, control({"error": "runtime command not allowed: %r" % args[:1]}))  # noqa: UP031
             else:
-                rc, out = self.run_sync(self.runtime(*args))
-                self.send(cl, control({"rc": rc, "out": out}))
+                self.run_async(self.runtime(*args), lambda rc, out: self.reply(cl, {"rc": rc, "out": out}))
+                return
             cl.closing = True
             self.flush(cl)
         elif op == "ping":
@@ -1039,7 +1108,7 @@ class Monitor:
                 self._exec_maybe_done(ex)
                 return
             cl = ex.client
-            if cl.fd in self.clients:
+            if self.clients.get(cl.fd) is cl:
                 self.send(cl, frame(ex.fds.get(fd, STDOUT), data))
         return on_ready
 
@@ -1062,7 +1131,7 @@ class Monitor:
                         data = os.read(fd, 65536)
                         if not data:
                             break
-                        if ex.client.fd in self.clients:
+                        if self.clients.get(ex.client.fd) is ex.client:
                             self.send(ex.client, frame(STDOUT, data))
                 except OSError:
                     pass
@@ -1086,7 +1155,7 @@ class Monitor:
                     os.rename(path + ".tmp", path)
                 except OSError:
                     pass
-        if cl.fd in self.clients:
+        if self.clients.get(cl.fd) is cl:
             self.send(cl, control({"exit": ex.status}))
             cl.closing = True
             self.flush(cl)
@@ -1113,7 +1182,7 @@ class Monitor:
 
     def timeout(self):
         """Milliseconds the host's poll may sleep for this monitor's sake (None: no limit)."""
-        if self.exit_status is not None and not self.finished:
+        if self.exit_status is not None and not self.finished and not self.finishing:
             return max(0, int((self.exit_deadline - time.monotonic()) * 1000)) + 1
         if self.finished:
             return 200
@@ -1177,7 +1246,7 @@ class Monitor:
                 pass
             self.listener.close()
             self.listener = None
-        fds = set(self.out_fds) | {self.stdin_w, self.master}
+        fds = set(self.out_fds) | {self.stdin_w, self.master} | self.jobs
         for sink in self.sinks.values():
             fds |= {sink.fd, sink.pfd}
         for ex in self.execs.values():
