@@ -7,7 +7,6 @@ with O_EXCL|O_NOFOLLOW after removing whatever was there, so no entry can write 
 from __future__ import annotations
 
 import base64
-import ctypes
 import errno
 import os
 import stat
@@ -19,6 +18,7 @@ from berth.errors import BerthError, InvalidArgument, SystemError_, Unsupported
 from berth.layers.compression import decompress
 from berth.layers.paths import DirTree, remove_tree, split_entry
 from berth.layers.tarread import Member, Reader, Source
+from berth.linux import libc
 
 WH_PREFIX = ".wh."
 WH_META_PREFIX = ".wh..wh."
@@ -80,11 +80,9 @@ def _times_ns(m: Member) -> tuple[int, int]:
 
 def _syncfs(fd: int) -> None:
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.syncfs(fd) != 0:
-            os.sync()
-    except (OSError, AttributeError):
-        os.sync()
+        libc.syncfs(fd)
+    except OSError:
+        os.sync()  # syncfs refused: flush everything rather than nothing
 
 
 @dataclass
