@@ -142,9 +142,9 @@ class Host:
             traceback.print_exc()
 
     # -- containers ----------------------------------------------------------------------------
-    def add(self, rundir):
-        """Monitor the container whose monitor.json is in `rundir`: run `runtime create`. Returns
-        its status line (a dict)."""
+    def add(self, rundir, reply):
+        """Monitor the container whose monitor.json is in `rundir`: `runtime create` runs while
+        the loop goes on; `reply(status)` gets its status line (a dict) when it is done."""
         mon = None
         try:
             with open(os.path.join(rundir, "monitor.json")) as f:
@@ -153,18 +153,26 @@ class Host:
             mon = _monitor.Monitor(cfg, self)
             _monitor.write_file_atomic(os.path.join(rundir, "monitor.pid"), str(os.getpid()).encode())
             mon.serve()
-            mon.create()
+            self.monitors.append(mon)
+            mon.create(lambda err: self._created(mon, err, reply))
         except Exception as e:  # noqa: BLE001 - reported to berthd, the host goes on
             if mon is not None:
                 mon.warn("monitor start failed:\n" + traceback.format_exc())
-                try:
-                    mon.run_sync(mon.runtime("delete", "--force", mon.id))
-                except Exception:  # noqa: BLE001
-                    pass
-                mon.close()
-            return {"error": str(e) or type(e).__name__}
-        self.monitors.append(mon)
-        return {"ok": True, "pid": mon.init_pid, "monitor": os.getpid()}
+            self._created(mon, str(e) or type(e).__name__, reply)
+
+    def _created(self, mon, err, reply):
+        if err is None:
+            reply({"ok": True, "pid": mon.init_pid, "monitor": os.getpid()})
+            return
+        reply({"error": err})
+        if mon is None:
+            return
+        if mon.listener is not None:  # nobody may connect to a monitor that failed
+            mon.unwatch(mon.listener.fileno())
+        try:
+            mon.run_async(mon.runtime("delete", "--force", mon.id), lambda _rc, _out: self.remove(mon))
+        except Exception:  # noqa: BLE001
+            self.remove(mon)
 
     # -- the host socket -----------------------------------------------------------------------
     def listen(self, sock_path):
@@ -249,8 +257,8 @@ class Host:
                 c.sock.close()
                 return
             elif op == "spawn" and not c.hello:
-                self._reply(c, self.add(str(req.get("rundir"))))
-                self._close_conn(c)
+                self.unwatch(c.fd)  # the answer comes when the runtime created the container
+                self.add(str(req.get("rundir")), lambda st, c=c: self._spawned(c, st))
                 return
             else:
                 self._reply(c, {"error": f"monitor host: unknown op {op!r}"})
@@ -258,6 +266,11 @@ class Host:
                 return
         if len(c.buf) > 65536:
             self._close_conn(c)
+
+    def _spawned(self, c, st):
+        self._reply(c, st)
+        self.conns.pop(c.fd, None)
+        c.sock.close()
 
     def should_exit(self):
         if self.monitors:
@@ -365,13 +378,16 @@ def run_single(rundir, status_fd):
     os.chdir("/")
     wake_r = _signals()
     host = Host()
-    st = host.add(rundir)
-    try:
-        os.write(status_fd, json.dumps(st).encode() + b"\n")
-    finally:
+
+    def reply(st):
+        try:
+            os.write(status_fd, json.dumps(st).encode() + b"\n")
+        except OSError:
+            pass
         os.close(status_fd)
-    if "error" not in st:
-        host.loop(wake_r)
+
+    host.add(rundir, reply)
+    host.loop(wake_r)
     os._exit(0)
 
 

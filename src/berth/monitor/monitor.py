@@ -253,6 +253,8 @@ class Monitor:
         self.started = False  # a "start" request came
         self.finishing = False  # the container is gone, `runtime delete` runs
         self.jobs = set()  # output pipes of runtime commands in flight (run_async)
+        self.console = None  # (listener, path) while `runtime create` may send the pty master
+        self.create_err = None  # the runtime's stderr pipe while `runtime create` runs
         self.pending = 0  # runtime commands in flight
         self.exit_msg = None
         self.out_fds = {}  # container output fd -> kind
@@ -441,14 +443,16 @@ class Monitor:
         self.host.reap()
 
     # -- container lifecycle -----------------------------------------------------------------
-    def create(self):
+    def create(self, done):
+        """`runtime create`, without stopping the host's loop: `done(None)` once the container
+        exists (init pid known, output watched), `done("error text")` if it could not be made."""
         c = self.cfg
         args = ["create", "--bundle", c["bundle"], "--pid-file", c["pid_file"]]
         stdin_r = out_w = err_w = None
-        console = None
         if self.tty:
-            console = self._console_listener(os.path.join(c["rundir"], "console.sock"))
-            args += ["--console-socket", console[1]]
+            lsock, path = self._console_listener(os.path.join(c["rundir"], "console.sock"))
+            self.console = (lsock, path)
+            args += ["--console-socket", path]
         else:
             if c.get("stdin"):
                 stdin_r, self.stdin_w = os.pipe()
@@ -457,52 +461,85 @@ class Monitor:
             err_r, err_w = os.pipe()
             self.out_fds = {out_r: STDOUT, err_r: STDERR}
         args.append(self.id)
-        rc, msg = self._run_create(args, stdin_r, out_w, err_w, console)
-        for fd in (stdin_r, out_w, err_w):
-            if fd is not None:
-                os.close(fd)
-        if rc != 0:
-            raise RuntimeError(msg or "runtime create failed with exit code %d" % rc)  # noqa: UP031
-        with open(c["pid_file"]) as f:
-            self.init_pid = int(f.read().strip())
-        if self.init_pid in self.orphan_status:
-            self._init_exited(self.orphan_status.pop(self.init_pid))
-        else:
-            self.children[self.init_pid] = self._init_exited
-        for fd in self.out_fds:
-            os.set_blocking(fd, False)
-            self.watch(fd, select.POLLIN, self._make_reader(fd))
-
-    def _run_create(self, args, stdin_r, out_w, err_w, console):
         # The runtime's own stderr goes to a pipe of ours so its error message reaches berthd;
         # the container's stdio are the pipes given here (runc passes its fds 0-2 to init).
         er, ew = os.pipe()
-        pid = self.spawn(self.runtime(*args), stdin=stdin_r, stdout=out_w, stderr=ew if err_w is None else err_w)
-        os.close(ew)
-        msg_fd = er
-        if console:
-            # Accept the pty master from the runtime while it runs.
-            lsock, path = console
-            self.master, st = self._accept_fd(lsock, path, pid)
-        else:
-            st = None
-        while st is None:
+        self.create_err = er
+        def finish(st):
+            if self.closed:
+                return
             try:
-                _, st = os.waitpid(pid, 0)
-            except InterruptedError:
-                continue
-            except ChildProcessError:
-                st = self.orphan_status.pop(pid, 0)
+                msg = self._created(st, err_w is not None)
+            except Exception as e:  # noqa: BLE001 - reported to berthd as this container's error
+                self.warn("create:\n" + __import__("traceback").format_exc())
+                msg = str(e) or type(e).__name__
+            done(msg)
+
+        def on_exit(st):
+            if self.console is not None:
+                self._take_console()  # connected before it exited: it may not be read yet
+            finish(st)
+
+        try:
+            self.spawn(self.runtime(*args), stdin=stdin_r, stdout=out_w,
+                       stderr=ew if err_w is None else err_w, on_exit=on_exit)
+        finally:
+            for fd in (ew, stdin_r, out_w, err_w):
+                if fd is not None:
+                    os.close(fd)
+        if self.console is not None and self.console[0] is not None:
+            self.watch(self.console[0].fileno(), select.POLLIN, lambda _ev: self._take_console())
+
+    def _take_console(self):
+        """Receive the pty master from the runtime (console socket), once."""
+        lsock, path = self.console
+        if lsock is None:
+            return
+        lsock.setblocking(False)
+        try:
+            conn, _ = lsock.accept()
+        except BlockingIOError:
+            return
+        except OSError as e:
+            self.warn("console socket: {}".format(e))  # noqa: UP032
+            conn = None
+        if conn is not None:
+            try:
+                conn.settimeout(10)  # it sends right after connecting
+                self.master = self._recv_fd(conn)
+            except OSError as e:
+                self.warn("console socket: {}".format(e))  # noqa: UP032
+            finally:
+                conn.close()
+        self._close_console()
+
+    def _close_console(self):
+        if self.console is None or self.console[0] is None:
+            return
+        lsock, path = self.console
+        self.unwatch(lsock.fileno())
+        lsock.close()
+        self.console = (None, path)
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+    def _created(self, st, piped):
+        """The runtime's create exited with status `st`: None if the container exists, else the
+        error text."""
+        self._close_console()
         rc = os.waitstatus_to_exitcode(st)
         msg = b""
-        if err_w is None or rc != 0:
-            os.set_blocking(msg_fd, False)
+        if not piped or rc != 0:
+            os.set_blocking(self.create_err, False)
             try:
-                msg = os.read(msg_fd, 65536)
+                msg = os.read(self.create_err, 65536)
             except OSError:
                 pass
-        os.close(msg_fd)
-        if rc != 0 and err_w is not None:
+        os.close(self.create_err)
+        self.create_err = None
+        if rc != 0 and piped:
             # stderr of a failed create went to the container's stderr pipe: collect it.
             for fd, kind in self.out_fds.items():
                 if kind == STDERR:
@@ -515,7 +552,18 @@ class Monitor:
             os.set_blocking(self.master, False)
             self.out_fds = {self.master: STDOUT}
             self.stdin_w = self.master
-        return rc, msg.decode("utf-8", "replace").strip()
+        if rc != 0:
+            return msg.decode("utf-8", "replace").strip() or "runtime create failed with exit code %d" % rc  # noqa: UP031
+        with open(self.cfg["pid_file"]) as f:
+            self.init_pid = int(f.read().strip())
+        if self.init_pid in self.orphan_status:
+            self._init_exited(self.orphan_status.pop(self.init_pid))
+        else:
+            self.children[self.init_pid] = self._init_exited
+        for fd in self.out_fds:
+            os.set_blocking(fd, False)
+            self.watch(fd, select.POLLIN, self._make_reader(fd))
+        return None
 
     def short(self, path):
         """AF_UNIX paths are limited to 108 bytes: reach long run dirs through our dir fd."""
@@ -1246,7 +1294,9 @@ class Monitor:
                 pass
             self.listener.close()
             self.listener = None
-        fds = set(self.out_fds) | {self.stdin_w, self.master} | self.jobs
+        if self.console is not None and self.console[0] is not None:
+            self.console[0].close()
+        fds = set(self.out_fds) | {self.stdin_w, self.master, self.create_err} | self.jobs
         for sink in self.sinks.values():
             fds |= {sink.fd, sink.pfd}
         for ex in self.execs.values():
