@@ -10,12 +10,18 @@ merges the pair; a begin without an end from an earlier berthd is a request the 
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import secrets
 import threading
 from datetime import UTC, datetime
 from typing import Any
+
+# Set (by the HTTP layer) while recording the end of a stream or hijack: that answer has already
+# gone out, so the record is written at once (a killed berthd keeps the page cache) and synced by a
+# background thread instead of the event loop, which the client's next request is waiting for.
+SYNC_LATER: contextvars.ContextVar[bool] = contextvars.ContextVar("audit_sync_later", default=False)
 
 
 class AuditLog:
@@ -25,6 +31,9 @@ class AuditLog:
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self._boot = secrets.token_hex(4)  # this berthd's requests: rid = <boot>-<n>
         self._n = 0
+        self._dirty = threading.Condition(self._lock)  # end records written but not yet synced
+        self._unsynced = False
+        self._syncer: threading.Thread | None = None
 
     def record(self, *, uid: int, gid: int, pid: int, method: str, path: str, obj: str | None,
                status: int | None, error: str | None, query: str = "", rid: str = "") -> dict:
@@ -45,8 +54,34 @@ class AuditLog:
                 return rec
             os.write(self._fd, line)
             if status is not None:
-                os.fdatasync(self._fd)
+                if SYNC_LATER.get():
+                    self._unsynced = True
+                    if self._syncer is None:
+                        self._syncer = threading.Thread(target=self._sync_loop, name="audit-sync", daemon=True)
+                        self._syncer.start()
+                    self._dirty.notify()
+                else:
+                    os.fdatasync(self._fd)
+                    self._unsynced = False
         return rec
+
+    def _sync_loop(self) -> None:
+        with self._lock:
+            while self._fd >= 0:
+                while not self._unsynced and self._fd >= 0:
+                    self._dirty.wait()
+                if self._fd < 0:
+                    return
+                self._unsynced = False
+                fd = os.dup(self._fd)
+                self._lock.release()
+                try:
+                    os.fdatasync(fd)  # outside the lock: records go on being written meanwhile
+                except OSError:
+                    pass
+                finally:
+                    os.close(fd)
+                    self._lock.acquire()
 
     def query(self, since: float | None = None, until: float | None = None, uid: int | None = None,
               obj: str | None = None, limit: int | None = None) -> list[dict]:
@@ -85,5 +120,8 @@ class AuditLog:
     def close(self) -> None:
         with self._lock:
             if self._fd >= 0:
+                if self._unsynced:
+                    os.fdatasync(self._fd)
                 os.close(self._fd)
                 self._fd = -1
+                self._dirty.notify_all()

@@ -4,6 +4,7 @@ plus in-memory waiters for the daemon's asyncio side."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import time
@@ -98,6 +99,9 @@ class Container:
     exec_ids: set[str] = field(default_factory=set)
     removing: bool = False
     removed: bool = False
+    # the exit was not saved (auto-remove follows): on disk it still runs, and restore, finding its
+    # monitor gone, records the exit and auto-removes it; no removal mark is needed then
+    exit_unsaved: bool = False
     backoff: int = 0  # consecutive quick restarts (restart policy back-off)
 
     @property
@@ -215,3 +219,15 @@ def _endpoint() -> dict:
     return {"IPAMConfig": None, "Links": None, "Aliases": None, "NetworkID": "", "EndpointID": "",
             "Gateway": "", "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
             "GlobalIPv6PrefixLen": 0, "MacAddress": "", "DriverOpts": None}
+
+
+def write_run_file(path: str, obj: Any) -> None:
+    """tmp + rename without fsync, for files in the exec root (runtime config, exec process specs):
+    like /run it does not outlive a reboot, and a killed berthd keeps the page cache."""
+    tmp = f"{path}.tmp.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, json.dumps(obj).encode())
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)

@@ -21,7 +21,7 @@ from berth.daemon import execs as execs_mod
 from berth.daemon import monitorctl, spec
 from berth.daemon.audit import AuditLog
 from berth.daemon.config import DaemonConfig
-from berth.daemon.container import ZERO_TIME, Container, now_rfc3339, random_name
+from berth.daemon.container import ZERO_TIME, Container, now_rfc3339, random_name, write_run_file
 from berth.daemon.events import Events
 from berth.daemon.storage import open_store
 from berth.images import crash
@@ -389,12 +389,16 @@ class Engine:
             f.write(resolv)
 
     async def _destroy_files(self, c: Container) -> None:
-        try:
-            await self.to_thread(self.store.remove_container_fs, c.id)
-        except Exception as e:
-            log.debug("remove_container_fs(%s): %s", c.id, e)
-        shutil.rmtree(c.dir, ignore_errors=True)
-        shutil.rmtree(c.rundir, ignore_errors=True)
+        async def fs() -> None:
+            try:
+                await self.to_thread(self.store.remove_container_fs, c.id)
+            except Exception as e:
+                log.debug("remove_container_fs(%s): %s", c.id, e)
+
+        # Side by side, off the event loop (unlinks wait on the disk's journal). Any order is safe: a
+        # filesystem left without its container directory is removed by restore as unknown.
+        await asyncio.gather(fs(), self.to_thread(shutil.rmtree, c.dir, ignore_errors=True),
+                             self.to_thread(shutil.rmtree, c.rundir, ignore_errors=True))
 
     # -- start ---------------------------------------------------------------------------------
     async def start(self, c: Container, *, restarting: bool = False) -> bool:
@@ -442,7 +446,7 @@ class Engine:
             cfg["Entrypoint"], cfg["Cmd"] = [c.path], c.args
             oci = await self.to_thread(spec.build, cid=c.id, name=c.name, config=cfg, hc=hc, image_config={},
                                        rootfs=rootfs, mounts=mounts, netns_path=netns, files=files)
-            _write_run_file(os.path.join(c.rundir, "config.json"), oci)
+            write_run_file(os.path.join(c.rundir, "config.json"), oci)
             lc = (hc.get("LogConfig") or {}).get("Config") or {}
             log_type = (hc.get("LogConfig") or {}).get("Type")
             oom_files, oom_before = _oom_files(c.id)
@@ -569,7 +573,9 @@ class Engine:
         # An auto-removed container's exit is saved with its removal mark, the next write (one fsync
         # fewer per `run --rm`); berthd dying in between leaves it "running" on disk, and restore, finding
         # its monitor gone, records the exit and removes it all the same.
-        if not c.removed and not (c.host_config.get("AutoRemove") and not restart and not c.removing):
+        if c.host_config.get("AutoRemove") and not restart and not c.removing and not c.removed:
+            c.exit_unsaved = True
+        elif not c.removed:
             c.save()
         crash.point("daemon-exited")
         t_saved = time.monotonic()
@@ -752,7 +758,8 @@ class Engine:
             c.restart_task.cancel()
         c.state["Status"] = "removing"
         try:
-            c.save()  # a crash from here on: restore finishes the removal
+            if not c.exit_unsaved:  # (else "running" on disk leads restore to the auto-removal)
+                c.save()  # a crash from here on: restore finishes the removal
         except OSError as e:  # a half-gone directory: remove what is left all the same
             log.warning("saving %s before its removal: %s", c.id, e)
         crash.point("daemon-remove-marked")
@@ -849,7 +856,7 @@ class Engine:
             if "pids" in changed and int(changed["PidsLimit"] or 0) <= 0:
                 oci["pids"] = {"limit": -1}
             path = os.path.join(c.rundir, "update.json")
-            monitorctl.write_json_atomic(path, oci)
+            write_run_file(path, oci)
             rc, out = await self.runtime_for(c, "update", "-r", path, c.id)
             if rc != 0:
                 raise errors.SystemError_(f"Cannot update container {c.id}: {out}")
@@ -972,18 +979,6 @@ class Engine:
         self.zygote.close()
         self.events.close()
         self.audit.close()
-
-
-def _write_run_file(path: str, obj: Any) -> None:
-    """tmp + rename without fsync, for the exec root: like /run it does not outlive a reboot, and a
-    killed berthd keeps the page cache, so a sync there buys nothing."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, json.dumps(obj).encode())
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
 
 
 def _destroy_cgroup(cid: str) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from berth import errors
 from berth.daemon import monitorctl, spec
-from berth.daemon.container import Container
+from berth.daemon.container import Container, write_run_file
 
 log = logging.getLogger("berthd.execs")
 
@@ -171,7 +171,7 @@ async def start(eng, ex: ExecRecord, detach: bool):
     t0 = time.monotonic()
     proc = process_json(c, ex.config)
     path = os.path.join(c.rundir, f"exec-{ex.id[:12]}.json")
-    monitorctl.write_json_atomic(path, proc)
+    write_run_file(path, proc)
     req = {"op": "exec", "id": ex.id, "process": path, "tty": bool(ex.config.get("Tty")),
            "stdin": bool(ex.config.get("AttachStdin")) and not detach}
     t_spec = time.monotonic()

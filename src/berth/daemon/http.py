@@ -24,6 +24,7 @@ from typing import Any
 import h11
 
 from berth import __version__, errors
+from berth.daemon.audit import SYNC_LATER
 
 log = logging.getLogger("berthd.http")
 
@@ -393,7 +394,12 @@ class _Connection:
             raise TypeError(f"handler returned {type(result).__name__}")
         finally:
             log.debug("%s %s -> %s (%.1f ms)", req.method, path, status, (time.monotonic() - t0) * 1e3)
-            audit_end()  # streams and hijacks: when they end
+            # streams and hijacks: when they end (answered already: the sync need not hold the loop)
+            token = SYNC_LATER.set(True)
+            try:
+                audit_end()
+            finally:
+                SYNC_LATER.reset(token)
 
     def _settle_request(self) -> None:
         """Take in the end of the request if it has already arrived: a body-less request's end (and a
