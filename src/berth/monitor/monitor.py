@@ -6,7 +6,10 @@ single-threaded process with one poll loop that serves every container of a bert
 `berthd --monitor per-container`, just one). The host owns the poll object, the SIGCHLD reaping
 and the child table; a Monitor registers its fds and child pids with it, and anything that goes
 wrong in a Monitor's callbacks fails that container's operation (or its monitor), logged to its
-own monitor.log, never the host. Stdlib only: memory per idle container matters.
+own monitor.log, never the host. Runtime commands (create, start, kill/pause/resume/update, the
+final delete, exec) run as children whose exit and output are loop events, so one container's slow
+runtime call does not stall the others; only a tty exec still waits for `runtime exec --detach`
+inline. Stdlib only: memory per idle container matters.
 
 Socket protocol (monitor.sock): the client sends one JSON line, {"op": ...}; the monitor answers
 with 8-byte frames `[kind][0 0 0][len u32 BE][payload]` where kind 1 = stdout, 2 = stderr and
