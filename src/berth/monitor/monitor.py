@@ -7,9 +7,9 @@ single-threaded process with one poll loop that serves every container of a bert
 and the child table; a Monitor registers its fds and child pids with it, and anything that goes
 wrong in a Monitor's callbacks fails that container's operation (or its monitor), logged to its
 own monitor.log, never the host. Runtime commands (create, start, kill/pause/resume/update, the
-final delete, exec) run as children whose exit and output are loop events, so one container's slow
-runtime call does not stall the others; only a tty exec still waits for `runtime exec --detach`
-inline. Stdlib only: memory per idle container matters.
+final delete, exec) run as children whose exit, output and console socket are loop events, so one
+container's slow runtime call does not stall the others. Stdlib only: memory per idle container
+matters.
 
 Socket protocol (monitor.sock): the client sends one JSON line, {"op": ...}; the monitor answers
 with 8-byte frames `[kind][0 0 0][len u32 BE][payload]` where kind 1 = stdout, 2 = stderr and
@@ -217,8 +217,13 @@ class Exec:
         self.runtime_pid = None
         self.status = None
         self.master = None
-        self.console_listener = None
+        self.console = (None, None)  # (listener, path) until the runtime sent the pty (tty)
         self.pid_file = None
+        self.err = None  # the runtime's stderr pipe while `runtime exec --detach` runs (tty)
+        self.err_out = b""
+        self.runtime_status = None
+        self.pending_in = b""  # what the client sent before the process was there
+        self.master_pending = False  # master received, not handed to the loop yet
 
 
 class _Children:
@@ -588,35 +593,6 @@ class Monitor:
         s.listen(1)
         return s, path
 
-    def _accept_fd(self, lsock, path, pid):
-        """Receive the pty master from the runtime, unless the runtime exits first.
-        Returns (fd or None, the runtime's wait status if it was reaped here)."""
-        fd = st = None
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            r, _, _ = select.select([lsock], [], [], 0.02)
-            if r:
-                try:
-                    conn, _ = lsock.accept()
-                    fd = self._recv_fd(conn)
-                    conn.close()
-                except OSError as e:
-                    self.warn("console socket: {}".format(e))  # noqa: UP032
-                break
-            try:
-                p, s = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if p:
-                st = s
-                break
-        lsock.close()
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
-        return fd, st
-
     @staticmethod
     def _recv_fd(conn):
         msg, anc, _flags, _addr = conn.recvmsg(4096, socket.CMSG_SPACE(4 * 4))
@@ -957,6 +933,8 @@ class Monitor:
                 return
         if cl.stdin_fd is not None:
             self.write_stdin(cl, data)
+        elif cl.exec is not None and cl.exec.pid is None and cl.exec.runtime_pid is not None:
+            cl.exec.pending_in += data  # a tty exec still starting
 
     def write_stdin(self, cl, data):
         """Never blocks: a container busy writing before it reads its stdin must still have its
@@ -1059,9 +1037,9 @@ class Monitor:
         args = ["exec", "--process", req["process"]]
         stdin_r = out_w = err_w = None
         if tty:
-            lsock, path = self._console_listener(os.path.join(self.cfg["rundir"], "exec-{}.sock".format(eid[:12])))  # noqa: UP032
+            ex.console = self._console_listener(os.path.join(self.cfg["rundir"], "exec-{}.sock".format(eid[:12])))  # noqa: UP032
             ex.pid_file = os.path.join(self.cfg["rundir"], "exec-{}.pid".format(eid[:12]))  # noqa: UP032
-            args += ["--detach", "--console-socket", path, "--pid-file", ex.pid_file]
+            args += ["--detach", "--console-socket", ex.console[1], "--pid-file", ex.pid_file]
         else:
             if req.get("stdin"):
                 stdin_r, ex.stdin_fd = os.pipe()
@@ -1072,11 +1050,11 @@ class Monitor:
         er, ew = os.pipe()
         try:
             pid = self.spawn(self.runtime(*args), stdin=stdin_r, stdout=out_w if out_w is not None else ew,
-                             stderr=err_w if err_w is not None else ew)
+                             stderr=err_w if err_w is not None else ew,
+                             on_exit=(lambda st, ex=ex: self._exec_runtime_exited(ex, st)) if tty else None)
         except OSError as e:
-            self.send(cl, control({"error": "exec: {}".format(e)}))  # noqa: UP032
-            cl.closing = True
-            self.flush(cl)
+            os.close(er)
+            self._exec_failed(ex, "exec: {}".format(e))  # noqa: UP032
             return
         finally:
             os.close(ew)
@@ -1085,63 +1063,130 @@ class Monitor:
                     os.close(fd)
         ex.runtime_pid = pid
         if tty:
-            ex.master, st = self._accept_fd(lsock, path, pid)
-            if st is not None:
-                self.orphan_status[pid] = st
-            rc, msg = self._wait_pid(pid, er)
-            if rc != 0 or ex.master is None:
-                self.send(cl, control({"error": msg or "exec failed (%d)" % rc, "exit": 126}))  # noqa: UP031
-                cl.closing = True
-                self.flush(cl)
-                return
-            try:
-                with open(ex.pid_file) as f:
-                    ex.pid = int(f.read().strip())
-                os.unlink(ex.pid_file)
-            except (OSError, ValueError):
-                ex.pid = None
-            os.set_blocking(ex.master, False)
-            ex.fds = {ex.master: STDOUT}
-            ex.stdin_fd = ex.master
-            if ex.pid is not None:
-                if ex.pid in self.orphan_status:
-                    self._exec_exited(ex, self.orphan_status.pop(ex.pid))
-                else:
-                    self.children[ex.pid] = lambda st, ex=ex: self._exec_exited(ex, st)
-        else:
-            os.close(er)
-            ex.pid = pid
-            self.children[pid] = lambda st, ex=ex: self._exec_exited(ex, st)
+            # `runtime exec --detach` sends the pty and exits: both are loop events. Meanwhile
+            # the client is not read (what it sends is the pty's input).
+            ex.err = er
+            os.set_blocking(er, False)
+            self.watch(ex.console[0].fileno(), select.POLLIN, lambda _ev, ex=ex: self._exec_console(ex))
+            self.watch(er, select.POLLIN, lambda _ev, ex=ex: self._exec_err(ex))
+            cl.paused = True
+            self.flush(cl)
+            return
+        os.close(er)
+        ex.pid = pid
+        self.children[pid] = lambda st, ex=ex: self._exec_exited(ex, st)
+        self._exec_go(ex)
+
+    def _exec_go(self, ex):
+        """The exec's process runs: its client's bytes become its stdin, its output goes out."""
+        cl = ex.client
         cl.stdin_fd = ex.stdin_fd
         cl.stdin_once = True
-        if cl.read_closed and ex.stdin_fd is not None and not tty:
+        if cl.read_closed and ex.stdin_fd is not None and not ex.tty:
             self._close_stdin(ex.stdin_fd)
         self.send(cl, control({"ok": True, "pid": ex.pid}))
         for fd in ex.fds:
             os.set_blocking(fd, False)
             self.watch(fd, select.POLLIN, self._exec_reader(ex, fd))
+        if cl.paused:
+            cl.paused = False
+            self.flush(cl)
+        if ex.pending_in and cl.stdin_fd is not None:
+            data, ex.pending_in = ex.pending_in, b""
+            self.write_stdin(cl, data)
 
-    def _wait_pid(self, pid, err_fd):
-        chunks = []
-        while True:
+    def _exec_failed(self, ex, msg):
+        for k, v in list(self.execs.items()):
+            if v is ex:
+                del self.execs[k]
+        self.reply(ex.client, {"error": msg, "exit": 126})
+
+    def _exec_console(self, ex):
+        lsock, path = ex.console
+        if lsock is None:
+            return
+        try:
+            conn, _ = lsock.accept()
+        except BlockingIOError:
+            return
+        except OSError as e:
+            self.warn("exec console socket: {}".format(e))  # noqa: UP032
+            conn = None
+        if conn is not None:
             try:
-                b = os.read(err_fd, 65536)
-            except InterruptedError:
-                continue
-            if not b:
-                break
-            chunks.append(b)
-        os.close(err_fd)
-        self.children.pop(pid, None)
-        st = None
-        while st is None:
-            try:
-                _, st = os.waitpid(pid, 0)
-            except InterruptedError:
-                continue
-            except ChildProcessError:
-                st = self.orphan_status.pop(pid, 0)
-        return os.waitstatus_to_exitcode(st), b"".join(chunks).decode("utf-8", "replace").strip()
+                conn.settimeout(10)  # it sends right after connecting
+                ex.master = self._recv_fd(conn)
+                ex.master_pending = True
+            except OSError as e:
+                self.warn("exec console socket: {}".format(e))  # noqa: UP032
+            finally:
+                conn.close()
+        self._exec_console_close(ex)
+
+    def _exec_console_close(self, ex):
+        lsock, path = ex.console
+        if lsock is None:
+            return
+        self.unwatch(lsock.fileno())
+        lsock.close()
+        ex.console = (None, path)
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+    def _exec_err(self, ex):
+        try:
+            b = os.read(ex.err, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            b = b""
+        if b:
+            ex.err_out += b
+            return
+        self.unwatch(ex.err)
+        os.close(ex.err)
+        ex.err = None
+        self._exec_started(ex)
+
+    def _exec_runtime_exited(self, ex, st):
+        ex.runtime_status = st
+        self._exec_started(ex)
+
+    def _exec_started(self, ex):
+        """`runtime exec --detach` (tty) is over: go on with the process, or report its error."""
+        if ex.runtime_status is None or ex.err is not None or ex.runtime_pid is None:
+            return
+        ex.runtime_pid = None  # once
+        ex.master_pending = False
+        if ex.console[0] is not None:
+            ex.console[0].setblocking(False)
+            self._exec_console(ex)  # connected before it exited: maybe not read yet
+        self._exec_console_close(ex)
+        rc = os.waitstatus_to_exitcode(ex.runtime_status)
+        if rc != 0 or ex.master is None:
+            if ex.master is not None:
+                os.close(ex.master)
+                ex.master = None
+            msg = ex.err_out.decode("utf-8", "replace").strip()
+            self._exec_failed(ex, msg or "exec failed (%d)" % rc)  # noqa: UP031
+            return
+        try:
+            with open(ex.pid_file) as f:
+                ex.pid = int(f.read().strip())
+            os.unlink(ex.pid_file)
+        except (OSError, ValueError):
+            ex.pid = None
+        os.set_blocking(ex.master, False)
+        ex.fds = {ex.master: STDOUT}
+        ex.stdin_fd = ex.master
+        if ex.pid is not None:
+            if ex.pid in self.orphan_status:
+                self._exec_exited(ex, self.orphan_status.pop(ex.pid))
+            else:
+                self.children[ex.pid] = lambda st, ex=ex: self._exec_exited(ex, st)
+        self._exec_go(ex)
 
     def _exec_reader(self, ex, fd):
         def on_ready(_ev):
@@ -1303,7 +1348,11 @@ class Monitor:
         for sink in self.sinks.values():
             fds |= {sink.fd, sink.pfd}
         for ex in self.execs.values():
-            fds |= set(ex.fds) | {ex.stdin_fd}  # (ex.master: in ex.fds while it is open)
+            fds |= set(ex.fds) | {ex.stdin_fd, ex.err}  # (ex.master: in ex.fds while it is open)
+            if ex.console[0] is not None:
+                ex.console[0].close()
+            if ex.master_pending:
+                fds.add(ex.master)  # received, exec not going yet
         fds |= {self.log.fd if self.log else None, self.dirfd, self.errlog}
         self.out_fds, self.sinks, self.execs = {}, {}, {}
         self.stdin_w = self.master = None
