@@ -267,3 +267,41 @@ def test_per_container_mode(fresh_berthd, cname):
     assert _alive(pb) and d.inspect(b)["State"]["Running"]
     d.docker("rm", "-f", a, b)
     wait_for(lambda: not _alive(pb), "B's own monitor host to exit")
+
+
+def test_a_stuck_runtime_call_stalls_only_its_container(fresh_berthd, cname, tmp_path):
+    """A runtime (here a wrapper, run as a separate process: the host's non-inproc path) hangs in
+    `start` of A: A's start waits, B's exec and a new container's run go on meanwhile."""
+    from conftest import runtime_path
+
+    d = fresh_berthd
+    gate = tmp_path / "gate"
+    wrapper = tmp_path / "slow-runtime"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f"if [ -e {gate}.id ] && [ \"$3\" = start ] && [ \"$4\" = \"$(cat {gate}.id)\" ]; then\n"
+        f"  touch {gate}.waiting; i=0\n"
+        f"  while [ ! -e {gate}.open ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\n"
+        "fi\n"
+        f"exec {runtime_path()} \"$@\"\n")
+    wrapper.chmod(0o755)
+    d.stop()
+    d.extra_args = ("--runtime", str(wrapper))
+    d.start()
+    a, b = cname + "-a", cname + "-b"
+    d.docker("run", "-d", "--name", b, "busybox", "sleep", "300")
+    d.docker("create", "--name", a, "busybox", "sleep", "300")
+    (tmp_path / "gate.id").write_text(d.inspect(a)["Id"])
+    p = subprocess.Popen([*d.docker_cmd.split(), "start", a], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: os.path.exists(f"{gate}.waiting"), "A's start to hang in the runtime")
+        assert monitor_pid(d, a) == monitor_pid(d, b)
+        assert d.docker("exec", b, "echo", "from-b").stdout == b"from-b\n"
+        assert d.docker("run", "--rm", "busybox", "echo", "new").stdout == b"new\n"
+        assert p.poll() is None  # A's start is still stuck
+    finally:
+        (tmp_path / "gate.open").touch()
+        p.wait(60)
+    assert p.returncode == 0, p.stderr.read()
+    assert d.inspect(a)["State"]["Running"]
+    d.docker("rm", "-f", a, b)
