@@ -305,3 +305,30 @@ def test_a_stuck_runtime_call_stalls_only_its_container(fresh_berthd, cname, tmp
     assert p.returncode == 0, p.stderr.read()
     assert d.inspect(a)["State"]["Running"]
     d.docker("rm", "-f", a, b)
+
+
+def test_dead_host_is_replaced(fresh_berthd, cname):
+    """A host killed under a running berthd, or a stale socket found by a starting berthd: the next
+    container start brings a new host up; containers of the dead one are reported gone."""
+    d = fresh_berthd
+    a, b, c = cname + "-a", cname + "-b", cname + "-c"
+    d.docker("run", "-d", "--name", a, "busybox", "sleep", "300")
+    h1 = monitor_pid(d, a)
+    os.kill(h1, signal.SIGKILL)
+    wait_for(lambda: not d.inspect(a)["State"]["Running"], "A seen without its monitor")
+    assert d.inspect(a)["State"]["ExitCode"] == 255
+    d.docker("run", "-d", "--name", b, "busybox", "sh", "-c", "echo up; sleep 300")
+    h2 = monitor_pid(d, b)
+    assert h2 != h1 and host_pids(d) == [h2]
+    wait_for(lambda: log_lines(d, b) == ["up\n"], "B's output")
+    d.stop(signal.SIGKILL)
+    os.kill(h2, signal.SIGKILL)
+    assert os.path.exists(os.path.join(d.exec_root, "monitor-host.sock"))  # stale now
+    d.start()
+    d.docker("run", "-d", "--name", c, "busybox", "sleep", "300")
+    h3 = monitor_pid(d, c)
+    assert h3 not in (h1, h2) and host_pids(d) == [h3]
+    assert d.docker("exec", c, "echo", "ok").stdout == b"ok\n"
+    d.docker("rm", "-f", a, b, c)
+    d.stop()
+    wait_for(lambda: not _alive(h3), "the host to exit", timeout=10)
