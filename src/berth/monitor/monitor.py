@@ -1181,12 +1181,12 @@ class Monitor:
         os.set_blocking(ex.master, False)
         ex.fds = {ex.master: STDOUT}
         ex.stdin_fd = ex.master
+        self._exec_go(ex)  # "ok" first: the process may be gone already (reaped meanwhile)
         if ex.pid is not None:
             if ex.pid in self.orphan_status:
                 self._exec_exited(ex, self.orphan_status.pop(ex.pid))
             else:
                 self.children[ex.pid] = lambda st, ex=ex: self._exec_exited(ex, st)
-        self._exec_go(ex)
 
     def _exec_reader(self, ex, fd):
         def on_ready(_ev):
