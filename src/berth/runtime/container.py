@@ -200,7 +200,7 @@ def create(cid: str, o: Options, foreground_tty: bool = False, start_message: bo
                 mgr.apply(pid, self_joined=bool(join_fds))
             warm.stop()
             try:
-                chan.send("joined", fds=join_fds, state=hstate)
+                chan.send("joined", fds=join_fds, state=hstate, hierarchies=_cgroup_hierarchies(cfg))
             except (BrokenPipeError, ConnectionResetError):
                 pass  # init failed meanwhile: its error message is read below
         finally:
@@ -267,6 +267,18 @@ def create(cid: str, o: Options, foreground_tty: bool = False, start_message: bo
     finally:
         for sig, h in old_handlers.items():
             signal.signal(sig, h)
+
+
+def _cgroup_hierarchies(cfg: dict) -> list | None:
+    """For init's cgroup mount: [mount point, root, controllers, version] of each hierarchy. Read here,
+    while init works, so it does not read mountinfo itself (~1 ms on its path); None = init reads it."""
+    if not any(m.get("type") == "cgroup" for m in cfg.get("mounts") or ()):
+        return None
+    try:
+        from berth.cgroups.mounts import hierarchies
+    except ImportError:
+        return None
+    return [[h.mountpoint, h.root, ",".join(sorted(h.controllers)), h.version] for h in hierarchies()]
 
 
 def _close_all(fds: list[int]) -> None:

@@ -74,18 +74,18 @@ def _init_setup(ctx: Context, chan: Channel) -> None:
                 import berth.seccomp.loader  # noqa: F401  (loaded after pivot_root: import it while we can)
             limited.append(True)
 
-    def cgroups() -> str:
+    def cgroups() -> tuple[str, list | None]:
         """Wait until the runtime has put us in our cgroup ("joined", which also brings the OCI state
-        for hooks); -> /proc/self/cgroup as the host sees it. Only then is the cgroup namespace
-        created (a cgroup namespace would show "/")."""
+        for hooks and the host's cgroup hierarchies); -> (/proc/self/cgroup as the host sees it, the
+        hierarchies or None). Only then is the cgroup namespace created (it would show "/")."""
         if not joined:
             msg, ctx.cgroup_fds = chan.expect_fds("joined")
             _join_cgroups(ctx)
             with open("/proc/self/cgroup") as f:
-                joined.extend([f.read(), msg["state"]])
+                joined.extend([f.read(), msg["state"], msg.get("hierarchies")])
             if "cgroup" in ctx.new_ns:
                 L.unshare(L.CLONE_NEWCGROUP)
-        return joined[0]
+        return joined[0], joined[2]
 
     flags = 0
     for t in ctx.new_ns:

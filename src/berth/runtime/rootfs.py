@@ -29,6 +29,27 @@ def _mountinfo() -> list[list[str]]:
     return mountinfo.read()
 
 
+def _hierarchies(infos: list[list[str]]) -> list:
+    """[mount point, root, controllers key, version] of each cgroup mount in mountinfo (first mount of
+    a key wins), as the runtime sends them with "joined" (a fallback: reading mountinfo costs ~1 ms)."""
+    out, seen = [], set()
+    for f in infos:
+        sep = f.index("-")
+        fstype, opts = f[sep + 1], f[sep + 3].split(",")
+        if fstype == "cgroup":
+            key = ",".join(sorted(o for o in opts if o not in ("rw", "ro") and "=" not in o or
+                                  o.startswith("name=")))
+            version = 1
+        elif fstype == "cgroup2":
+            key, version = "", 2
+        else:
+            continue
+        if (key, version) not in seen:
+            seen.add((key, version))
+            out.append([f[4], f[3], key, version])
+    return out
+
+
 class Rootfs:
     def __init__(self, rootfs: str, bundle: str, userns: bool, cgroups=None):
         self.cgroups = cgroups  # callable -> /proc/self/cgroup text of the container (once it has joined)
@@ -37,10 +58,11 @@ class Rootfs:
         self.userns = userns
         self.root_fd = -1
         self.dev_bound = False
+        self.propagation_flag = 0
 
     # -- preparation ---------------------------------------------------------------------------
     def prepare(self, propagation: str | None) -> None:
-        flag = mountopts.PROPAGATION.get(propagation or "", L.MS_SLAVE | L.MS_REC)
+        flag = self.propagation_flag = mountopts.PROPAGATION.get(propagation or "", L.MS_SLAVE | L.MS_REC)
         L.mount(None, "/", None, flag)
         self._parent_private()
         L.mount(self.root, self.root, None, L.MS_BIND | L.MS_REC)
@@ -50,6 +72,8 @@ class Rootfs:
 
     def _parent_private(self) -> None:
         """pivot_root refuses a new root whose parent mount is shared: make that parent private."""
+        if not self.propagation_flag & L.MS_SHARED:
+            return  # "/" was just made (r)slave or (r)private: no mount of ours is shared
         best = None
         for f in _mountinfo():
             mp = f[4]
@@ -160,17 +184,18 @@ class Rootfs:
                 os.close(fd)
 
     def _cgroup(self, dest: str, flags: int) -> None:
-        infos = _mountinfo()
-        cg_root = next((f for f in infos if f[4] == "/sys/fs/cgroup"), None)
         ro = flags & L.MS_RDONLY
         base = flags & (L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
+        hier = None
         if self.cgroups is not None:
-            text = self.cgroups()
+            text, hier = self.cgroups()
         else:
             with open("/proc/self/cgroup") as f:
                 text = f.read()
+        if hier is None:
+            hier = _hierarchies(_mountinfo())
         lines = [ln.split(":", 2) for ln in text.splitlines() if ln]
-        if cg_root is not None and cg_root[cg_root.index("-") + 1] == "cgroup2":
+        if any(mp == "/sys/fs/cgroup" and version == 2 for mp, _root, _key, version in hier):
             path = next(p for h, c, p in lines if h == "0")
             fd, target = self._target(dest, True)
             try:
@@ -193,7 +218,7 @@ class Rootfs:
         # subdirectories are made and opened relative to it, without resolving the path from the root.
         top = self._reopen(dest)[0]
         try:
-            self._cgroup_v1_binds(top, infos, lines, base | ro)
+            self._cgroup_v1_binds(top, hier, lines, base | ro)
         finally:
             os.close(top)
         if ro:
@@ -203,25 +228,16 @@ class Rootfs:
             finally:
                 os.close(fd)
 
-    def _cgroup_v1_binds(self, top: int, infos: list[list[str]], lines: list[list[str]],
-                         flags: int) -> None:
+    def _cgroup_v1_binds(self, top: int, hier: list, lines: list[list[str]], flags: int) -> None:
         """One read-only (per flags) bind per hierarchy of the container's cgroup, in the tmpfs open at top."""
-        hier = {}
+        by_key = {key: (mp, root) for mp, root, key, version in hier
+                  if version == 1 or mp.startswith("/sys/fs/cgroup/")}
         names: list[str] = []
-        for f in infos:
-            sep = f.index("-")
-            fstype, opts = f[sep + 1], f[sep + 3].split(",")
-            if fstype == "cgroup":
-                key = ",".join(sorted(o for o in opts if o not in ("rw", "ro") and "=" not in o or
-                                      o.startswith("name=")))
-                hier[key] = (f[4], f[3])
-            elif fstype == "cgroup2" and f[4].startswith("/sys/fs/cgroup/"):
-                hier[""] = (f[4], f[3])
         for _h, ctrls, path in lines:
             key = ",".join(sorted(c for c in ctrls.split(",") if c)) if ctrls else ""
-            if key not in hier:
+            if key not in by_key:
                 continue
-            mp, mroot = hier[key]
+            mp, mroot = by_key[key]
             rel = path[len(mroot.rstrip("/")):] if path.startswith(mroot) else path
             name = os.path.basename(mp)
             try:
