@@ -42,6 +42,7 @@ case " ${ENGINES[*]} " in *" docker "*) "${DOCKER[@]}" import "$BASE/busybox-roo
 
 rss() { awk '/^Rss:/{print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }   # KiB
 pss() { awk '/^Pss:/{print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
+anon() { awk '/^Pss_Anon:/{print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
 detach() {
   case $1 in
     berth) "${BERTH[@]}" run -d --network none $IMG busybox sleep 3600 ;;
@@ -66,7 +67,7 @@ daemons() {
 }
 sample() {  # sample ENGINE LABEL PID...: one line per pid into samples.txt
   local e=$1 l=$2 p; shift 2
-  for p in "$@"; do echo "$e $l $p $(rss "$p") $(pss "$p")" >>"$OUT/samples.txt"; done
+  for p in "$@"; do echo "$e $l $p $(rss "$p") $(pss "$p") $(anon "$p")" >>"$OUT/samples.txt"; done
 }
 
 : >"$OUT/samples.txt"
@@ -99,24 +100,26 @@ import statistics, sys
 path, n, machine = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 rows = {}
 for line in open(path):
-    e, label, _pid, rss, pss = line.split()
-    rows.setdefault((e, label), []).append((int(rss), int(pss)))
+    e, label, _pid, rss, pss, anon = line.split()
+    rows.setdefault((e, label), []).append((int(rss), int(pss), int(anon)))
 tot = lambda e, l, i: sum(r[i] for r in rows.get((e, l), []))
 print(f"machine: {machine}; N = {n} idle `busybox sleep 3600` containers; KiB from smaps_rollup\n")
-print("| engine | watcher processes at N | added per container: RSS | PSS | one watcher (median): RSS | PSS |"
+print("| engine | watcher processes at N | added per container: RSS | PSS | PSS anon | one watcher (median): RSS | PSS |"
       " whole watcher(s) at N: RSS | PSS | daemons at 1 → N: RSS | PSS |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for e in ("berth", "podman", "docker"):
     if (e, "wN") not in rows:
         continue
     w = rows[(e, "wN")]
     add_rss = (tot(e, "wN", 0) - tot(e, "w1", 0)) / (n - 1)
     add_pss = (tot(e, "wN", 1) - tot(e, "w1", 1)) / (n - 1)
+    add_anon = (tot(e, "wN", 2) - tot(e, "w1", 2)) / (n - 1)
     med_rss = statistics.median(r[0] for r in w)
     med_pss = statistics.median(r[1] for r in w)
     d = f"{tot(e, 'd1', 0)} → {tot(e, 'dN', 0)} | {tot(e, 'd1', 1)} → {tot(e, 'dN', 1)}" if (e, "d1") in rows else "– | –"
-    print(f"| {e} | {len(w)} | {add_rss:.0f} | {add_pss:.0f} | {med_rss:.0f} | {med_pss:.0f} | "
+    print(f"| {e} | {len(w)} | {add_rss:.0f} | {add_pss:.0f} | {add_anon:.0f} | {med_rss:.0f} | {med_pss:.0f} | "
           f"{tot(e, 'wN', 0)} | {tot(e, 'wN', 1)} | {d} |")
 print("\nberth (shared): the watcher is the one monitor host; 'added per container' = (host at N − host at 1)/(N−1)."
-      "\nOne watcher per container (podman, docker, berth per-container): 'added per container' = (Σ at N − Σ at 1)/(N−1).")
+      "\nOne watcher per container (podman, docker, berth per-container): 'added per container' = (Σ at N − Σ at 1)/(N−1)."
+      "\nPSS anon: of anonymous memory only (the PSS of file-backed pages also moves with other processes mapping them).")
 EOF
