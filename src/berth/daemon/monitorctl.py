@@ -106,6 +106,12 @@ class MonitorHost:
         finally:
             writer.close()
 
+    def forget(self) -> None:
+        """The host is gone (its socket refuses us): the next ensure() starts a new one."""
+        if self.ctl is not None:
+            self.ctl[1].close()
+            self.ctl = None
+
     def close(self) -> None:
         """berthd stops: say goodbye (the host stays while it monitors containers); if it exits,
         wait a moment for it to be gone so nothing of ours outlives a clean shutdown."""
@@ -159,21 +165,26 @@ async def spawn(rundir: str, cfg: dict, timeout: float = 60.0, zygote: MonitorHo
     """Start monitoring `cfg` (monitor.json): in the shared host, or a host of its own. Returns the
     status {"pid", "monitor"} once the runtime created the container, or raises with its error."""
     write_json_atomic(os.path.join(rundir, "monitor.json"), cfg)
-    if zygote is not None and zygote.shared:
+    for attempt in range(2) if zygote is not None and zygote.shared else ():
         try:
             await zygote.ensure()
         except (errors.BerthError, OSError, TimeoutError) as e:
             import logging
 
             logging.getLogger("berthd").warning("monitor host unavailable (%s): a host for this container alone", e)
-        else:
-            try:
-                data = await zygote.spawn(rundir, timeout)
-            except TimeoutError:
-                raise errors.SystemError_("the container monitor did not report within %ds" % timeout)  # noqa: UP031
-            except ConnectionError as e:
-                raise errors.SystemError_(f"the monitor host went away: {e}")
-            return _status(rundir, data)
+            break
+        try:
+            data = await zygote.spawn(rundir, timeout)
+        except errors.Unavailable:
+            if attempt == 0:
+                zygote.forget()
+                continue  # it exited between our hello and this request (not sent): a new one
+            raise
+        except TimeoutError:
+            raise errors.SystemError_("the container monitor did not report within %ds" % timeout)  # noqa: UP031
+        except ConnectionError as e:
+            raise errors.SystemError_(f"the monitor host went away: {e}")
+        return _status(rundir, data)
     r, w = os.pipe()
     try:
         proc = await asyncio.create_subprocess_exec(

@@ -7,11 +7,12 @@ and finds it again after a restart through that socket. The host is detached (se
 no parent-death signal): it outlives berthd. It holds <exec_root>/monitor-host.lock for its whole
 life, so a new host never binds the socket while an old one still serves it.
 
-Protocol on SOCK (one JSON line per connection, answers are JSON lines):
+Protocol on SOCK (a connection opens with one JSON request line; answers are JSON lines):
   {"op": "hello"}           -> {"ok": true, "pid": host pid, "containers": n}; the connection stays
                                open: it is berthd's. A later {"op": "bye"} -> {"ok": true, "exit": bool}.
   {"op": "spawn", "rundir"} -> the monitor's status line ({"ok", "pid", "monitor"} | {"error"})
-                               once `runtime create` ran; then the connection is closed.
+                               once `runtime create` ran (the loop serves everyone else
+                               meanwhile); then the connection is closed.
 The host exits when it monitors no container and no berthd is connected (after a start-up grace).
 
 Reaping: the host is the child subreaper; one SIGCHLD wakes the loop, waitpid(-1) hands each
