@@ -159,8 +159,21 @@ def _detach_keys(tty: bool, stdin: bool, keys: str) -> bytes | None:
 
 
 def _wait_status(wait_resp) -> int:
+    import json
+
     try:
-        res = wait_resp.json() or {}
+        # The answer is one JSON object; take it as soon as it is whole rather than waiting for the
+        # end of the chunked body (as docker's CLI decodes it).
+        buf = b""
+        res = None
+        for data in wait_resp.iter_raw():
+            buf += data
+            try:
+                res = json.loads(buf)
+                break
+            except ValueError:
+                continue
+        res = res or {}
     except (ClientError, OSError, ValueError) as e:
         _err(f"error waiting for container: {e}")
         return 125

@@ -454,8 +454,13 @@ class _Connection:
         ok = True
         try:
             while True:
-                nxt = asyncio.ensure_future(agen.__anext__())
-                if watcher is not None:
+                if watcher is None:  # inline: the end of the body follows the last chunk at once
+                    try:
+                        chunk = await agen.__anext__()
+                    except StopAsyncIteration:
+                        break
+                else:
+                    nxt = asyncio.ensure_future(agen.__anext__())
                     done, _ = await asyncio.wait({nxt, watcher}, return_when=asyncio.FIRST_COMPLETED)
                     if nxt not in done:
                         nxt.cancel()
@@ -463,10 +468,10 @@ class _Connection:
                         if st.on_disconnect:
                             st.on_disconnect()
                         break
-                try:
-                    chunk = await nxt
-                except StopAsyncIteration:
-                    break
+                    try:
+                        chunk = await nxt
+                    except StopAsyncIteration:
+                        break
                 if chunk:
                     await self._send(h11.Data(data=chunk))
             if ok:
