@@ -115,6 +115,13 @@ def test_self_join_then_apply_puts_the_process_everywhere(make_manager):
     assert not m.exists()
 
 
+def test_hierarchies_are_where_the_dirs_are(make_manager):
+    m = make_manager()
+    hs = m.hierarchies()
+    assert sorted(h.mountpoint for h in hs) == sorted(m.dirs())
+    assert {h.version for h in hs} == ({2} if V2 else {1, 2} if KIND == "hybrid" else {1})
+
+
 def test_apply_missing_pid_leaves_nothing(make_manager):
     m = make_manager()
     with open("/proc/sys/kernel/pid_max") as f:

@@ -52,6 +52,10 @@ class Manager(ABC):
         """Every directory this manager owns: {hierarchy mountpoint: cgroup directory}."""
 
     @abstractmethod
+    def hierarchies(self) -> list:
+        """The mounted hierarchies (berth.cgroups.mounts.Hierarchy) this manager's cgroup lives in."""
+
+    @abstractmethod
     def dir_for(self, controller: str) -> str | None:
         """The directory holding `controller`'s files ("memory", "cpu", ...); v2: the one cgroup dir."""
 

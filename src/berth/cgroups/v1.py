@@ -31,6 +31,9 @@ class V1Manager(Manager):
             out.update(self.unified.dirs())
         return out
 
+    def hierarchies(self) -> list[Hierarchy]:
+        return list(self._dirs) + (self.unified.hierarchies() if self.unified is not None else [])
+
     def dir_for(self, controller: str) -> str | None:
         if controller in self.ctl:
             return self.ctl[controller]

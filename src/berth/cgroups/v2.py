@@ -105,6 +105,9 @@ class V2Manager(Manager):
     def dirs(self) -> dict[str, str]:
         return {self.mount.mountpoint: self.dir}
 
+    def hierarchies(self) -> list[Hierarchy]:
+        return [self.mount]
+
     def dir_for(self, controller: str) -> str | None:
         return self.dir
 

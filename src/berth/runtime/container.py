@@ -200,7 +200,7 @@ def create(cid: str, o: Options, foreground_tty: bool = False, start_message: bo
                 mgr.apply(pid, self_joined=bool(join_fds))
             warm.stop()
             try:
-                chan.send("joined", fds=join_fds, state=hstate, hierarchies=_cgroup_hierarchies(cfg))
+                chan.send("joined", fds=join_fds, state=hstate, hierarchies=_cgroup_hierarchies(cfg, mgr))
             except (BrokenPipeError, ConnectionResetError):
                 pass  # init failed meanwhile: its error message is read below
         finally:
@@ -269,16 +269,12 @@ def create(cid: str, o: Options, foreground_tty: bool = False, start_message: bo
             signal.signal(sig, h)
 
 
-def _cgroup_hierarchies(cfg: dict) -> list | None:
-    """For init's cgroup mount: [mount point, root, controllers, version] of each hierarchy. Read here,
-    while init works, so it does not read mountinfo itself (~1 ms on its path); None = init reads it."""
-    if not any(m.get("type") == "cgroup" for m in cfg.get("mounts") or ()):
+def _cgroup_hierarchies(cfg: dict, mgr) -> list | None:
+    """For init's cgroup mount: [mount point, root, controllers, version] of each hierarchy, as the
+    cgroup manager found them (so init does not read mountinfo itself: ~1 ms on its path)."""
+    if mgr is None or not any(m.get("type") == "cgroup" for m in cfg.get("mounts") or ()):
         return None
-    try:
-        from berth.cgroups.mounts import hierarchies
-    except ImportError:
-        return None
-    return [[h.mountpoint, h.root, ",".join(sorted(h.controllers)), h.version] for h in hierarchies()]
+    return [[h.mountpoint, h.root, ",".join(sorted(h.controllers)), h.version] for h in mgr.hierarchies()]
 
 
 def _close_all(fds: list[int]) -> None:
