@@ -202,3 +202,38 @@ def test_audit_leaves_out_wait_and_output_only_attach(berthd, unique_name):
         assert not [p for p, _ in paths if p.endswith("/wait")], paths
     finally:
         api(berthd, "DELETE", f"/containers/{unique_name}", force=1)
+
+
+def test_hijacked_stream_waits_until_the_head_is_read(berthd, unique_name):
+    """Stream bytes never arrive together with the 101's head (docker-py reads the head through a
+    buffered file and then the raw socket, and would lose them): here the client reads late, after
+    the exec's output exists, and its first read still returns the head alone."""
+    st, body = api(berthd, "POST", "/containers/create", {"Image": "busybox", "Cmd": ["sleep", "300"]},
+                   name=unique_name)
+    assert st == 201, body
+    try:
+        st, body = api(berthd, "POST", f"/containers/{unique_name}/start")
+        assert st == 204, body
+        st, body = api(berthd, "POST", f"/containers/{unique_name}/exec",
+                       {"Cmd": ["echo", "hi"], "AttachStdout": True, "AttachStderr": True})
+        assert st == 201, body
+        eid = json.loads(body)["Id"]
+        req = json.dumps({"Detach": False, "Tty": False}).encode()
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(60)
+        s.connect(berthd.sock)
+        try:
+            s.sendall(f"POST /v1.41/exec/{eid}/start HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                      f"Upgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: {len(req)}\r\n\r\n"
+                      .encode() + req)
+            time.sleep(0.2)  # the exec runs and writes meanwhile
+            head = s.recv(65536)
+            assert head.startswith(b"HTTP/1.1 101") and head.endswith(b"\r\n\r\n"), head
+            rest = b""
+            while chunk := s.recv(65536):
+                rest += chunk
+        finally:
+            s.close()
+        assert rest == b"\x01\x00\x00\x00\x00\x00\x00\x03hi\n", rest
+    finally:
+        api(berthd, "DELETE", f"/containers/{unique_name}", force=1)

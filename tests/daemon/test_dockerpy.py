@@ -51,6 +51,18 @@ def test_detached_logs_exec_wait_list(client, cname):
         c.remove(force=True)
 
 
+def test_exec_run_output_of_fast_commands(client, cname):
+    """docker-py reads the 101's head through a buffered file and then the raw socket: output sent
+    with the head would be lost to it (docker-py issues 3332, 2042); berthd holds the stream until the
+    head has been read."""
+    c = client.containers.run("busybox", ["sleep", "300"], detach=True, name=cname)
+    try:
+        got = [c.exec_run(["echo", f"e{i}"]) for i in range(30)]
+        assert [(r.exit_code, r.output) for r in got] == [(0, f"e{i}\n".encode()) for i in range(30)]
+    finally:
+        c.remove(force=True)
+
+
 def test_attach_socket(client, cname):
     c = client.containers.create("busybox", ["sh", "-c", "read x; echo got $x"], stdin_open=True, name=cname)
     try:

@@ -8,11 +8,14 @@ Handlers get a `Request` and return a `Response`, a `Stream` (chunked, flushed p
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import logging
 import re
 import socket
 import struct
+import sys
+import termios
 import time
 import traceback
 import urllib.parse
@@ -512,7 +515,27 @@ class _Connection:
                               + b"\r\nConnection: close\r\n\r\n")
             pending = self.conn.trailing_data[0]
         await self.writer.drain()
+        await self._until_taken_in()
         await hj.run(self.reader, self.writer, pending)
+
+    async def _until_taken_in(self, limit: float = 1.0) -> None:
+        """Hold the stream until the client has read the answer's head (nothing of ours left unread
+        on the socket), for at most `limit` s: docker-py parses the head through a buffered file and
+        then reads the raw socket, so stream bytes that arrive with the head are lost to it (docker-py
+        issues 3332, 2042). A fast exec's output otherwise often does."""
+        sock = self.writer.get_extra_info("socket")
+        if sock is None:
+            return
+        deadline = time.monotonic() + limit
+        buf = bytearray(4)
+        while True:
+            try:
+                fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, buf)  # SIOCOUTQ: our bytes still unread
+            except OSError:
+                return
+            if int.from_bytes(buf, sys.byteorder) == 0 or time.monotonic() >= deadline:
+                return
+            await asyncio.sleep(0.0005)
 
 
 def mutating_of(router: Router, req: Request) -> bool:
