@@ -2,9 +2,10 @@
 
 Runs ROUNDS rounds of N concurrent `containers.run(IMAGE, ["echo", "p<i>"], remove=True)` while THREADS
 threads loop `exec_run` (demuxed `echo o; echo e >&2`, and `echo x; exit 3`) in a running container, and
-counts the calls whose output or exit code is wrong. Seen at 07:40 on 2026-11-29: runs with empty
-output (docker-py reads the logs with follow) with the shared monitor host only, execs with no output
-with both monitor modes.
+counts the calls whose output or exit code is wrong. Seen on 2026-11-29: runs with empty output
+(docker-py reads the logs with follow) with the shared monitor host only, at 07:25-07:30; execs with no
+output with both monitor modes, until berthd held hijacked streams until the client has read the 101's
+head (docker-py reads the head buffered and the stream raw: issues 3332, 2042).
 
 Usage: python stress-dockerpy.py unix://SOCK [IMAGE (bench-busybox)] [N (50)] [ROUNDS (3)] [THREADS (2)]
 The image needs busybox's echo and sh; the exec container is started (and removed) here.
