@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # How much of `berth run --rm` is durability: two berthds side by side, one as is and one under
-# libeatmydata (every fsync/fdatasync of berthd, the monitor zygote, monitors and berth-runtime becomes a
+# libeatmydata (every fsync/fdatasync of berthd, the monitor host and berth-runtime becomes a
 # no-op), measured interleaved. Also counts the syncs one `run --rm` makes, by file (strace -y).
 # Not run by run-all (a diagnosis, not a figure to publish). Needs Debian's eatmydata.
 # Usage: sudo bench/engine/fsync.sh     env: RUNS (interleaved rounds, 20), OUT (/tmp/bench-engine-fsync-results), NICE
@@ -31,10 +31,10 @@ for b in "${BASES[@]}"; do
 done
 IMG=bench-busybox:latest
 
-echo "## syncs per run --rm (berthd, zygote, monitor, runtime; 5 runs)"
+echo "## syncs per run --rm (berthd, monitor host, runtime; 5 runs)"
 BASE=/tmp/bench-engine-sync
-DPID=$(cat "$BASE/berthd.pid"); ZPID=$(pgrep -f -- "$BASE/berth/exec/monitor-zygote.sock" | head -1 || true)
-${CLI[bench-engine-sync]} run --rm --network none $IMG true
+${CLI[bench-engine-sync]} run --rm --network none $IMG true   # also starts the monitor host
+DPID=$(cat "$BASE/berthd.pid"); ZPID=$(pgrep -f -- "$BASE/berth/exec/monitor-host.sock" | head -1 || true)
 strace -f -qq -y -e trace=fsync,fdatasync -o "$OUT/syncs.txt" -p "$DPID" ${ZPID:+-p "$ZPID"} &
 S=$!; sleep 1
 for i in 1 2 3 4 5; do ${CLI[bench-engine-sync]} run --rm --network none $IMG true; done

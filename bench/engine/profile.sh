@@ -2,7 +2,7 @@
 # Where `berth run --rm IMG true` and `berth exec C true` spend their time (not run by run-all):
 #   1. the CLI process: interpreter start, imports (python -X importtime), `berth version` (one round trip)
 #   2. the API steps from a warm client (bench/engine/phases.py)
-#   3. a process timeline of one `run --rm`: every execve / exit in berthd, the monitor zygote, the monitor,
+#   3. a process timeline of one `run --rm`: every execve / exit in berthd, the monitor host,
 #      berth-runtime and the container (strace -f -ttt on those processes), relative to the CLI's start
 #   4. berthd's own CPU by function while runs loop (py-spy record, raw stacks summarised)
 # Usage: sudo bench/engine/profile.sh     env: RUNS (20), OUT (/tmp/bench-engine-profile-results),
@@ -45,7 +45,7 @@ echo; echo "## 2. API steps (warm client)"
 "$PY" "$REPO/bench/engine/phases.py" "$RUNS" "$IMG" | tee "$OUT/phases.txt"
 
 echo; echo "## 3. process timeline of one run --rm (strace -f; strace slows every traced process)"
-ZPID=$(pgrep -f -- "$BASE/berth/exec/monitor-zygote.sock" | head -1 || true)
+ZPID=$(pgrep -f -- "$BASE/berth/exec/monitor-host.sock" | head -1 || true)
 DPID=$(cat "$BASE/berthd.pid")
 strace -f -ttt -qq -e trace=execve,exit_group -e signal=none -o "$OUT/strace-daemon.txt" \
   -p "$DPID" ${ZPID:+-p "$ZPID"} &

@@ -3,8 +3,8 @@
 # `import`ed into each engine as bench-busybox:latest):
 #   1. `run --rm bench-busybox true`        (every engine with --network none: berth's isolated mode)
 #   2. `exec C true` into a running `busybox sleep 3600` container
-#   3. memory each idle container adds: N detached `busybox sleep 3600`; RSS and PSS (smaps_rollup) of
-#      berth's per-container monitor vs containerd-shim vs conmon, and of the daemons before/after
+#   3. memory each idle container adds: bench/engine/monitor-memory.sh (berth's monitor host vs conmon vs
+#      containerd-shim), run after steps 1-2 with its own private engines
 # Method as in /work/shared/anchors/02-engine-run.sh and 03-per-container-overhead.sh. Each engine is private
 # (bench/engine/peers.sh): own socket, data root and state dirs under $BASE; all of it is stopped and removed
 # at the end, even on failure.
@@ -12,7 +12,7 @@
 # Usage: sudo bench/engine/run.sh     env: RUNS (per hyperfine round, 10), ROUNDS (3), WARMUP (3),
 #        IL_RUNS (interleaved rounds, 20), N (idle containers, 20), OUT (/tmp/bench-engine-results),
 #        BASE (/tmp/bench-engine), EXEC_TMPFS=1 (exec roots on tmpfs, like /run), NICE (e.g. -15: everything, daemons included, at that niceness), SKIP_MEM=1, SKIP_TIME=1
-# Output: $OUT/summary.md (markdown tables), raw hyperfine / interleave JSON and memory samples in $OUT.
+# Output: $OUT/summary.md (markdown tables), raw hyperfine / interleave JSON in $OUT; memory in $OUT/memory.
 set -euo pipefail
 # NICE=-15: re-run the whole script (daemons included) at that niceness; the machine is shared
 if [ -n "${NICE:-}" ] && [ -z "${_BENCH_NICED:-}" ]; then
@@ -74,48 +74,12 @@ if [ "${SKIP_TIME:-0}" != 1 ]; then
   for e in "${ENGINES[@]}"; do ${RMF[$e]} "${CID[$e]}" >/dev/null; done
 fi
 
-# 3. memory per idle container
-rss() { awk '/^Rss:/{print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }   # KiB
-pss() { awk '/^Pss:/{print $2}' "/proc/$1/smaps_rollup" 2>/dev/null || echo 0; }
-sum() { local f=$1 t=0 p; shift; for p in "$@"; do t=$((t + $($f "$p"))); done; echo $t; }
-daemon_pids() {  # the engine's long-lived processes other than per-container ones
-  case $1 in
-    berth) cat "$BASE/berthd.pid"; pgrep -f -- "$BASE/berth/exec/monitor-zygote.sock" || true ;;  # + the monitor zygote
-    docker) cat "$BASE/dockerd.pid"; cat "$BASE/docker/exec/containerd/containerd.pid" 2>/dev/null ;;
-    podman) ;;
-  esac
-}
-per_ctr_pid() {  # per_ctr_pid ENGINE ID: the per-container process (monitor / shim / conmon)
-  case $1 in
-    berth) ps -o ppid= -p "$("${BERTH[@]}" inspect -f '{{.State.Pid}}' "$2")" | tr -d ' ' ;;  # init's subreaper
-    docker) pgrep -f -- "containerd-shim-runc-v2 .*-id $2" | head -1 ;;
-    podman) "${PODMAN[@]}" inspect -f '{{.State.ConmonPid}}' "$2" ;;
-  esac
-}
-if [ "${SKIP_MEM:-0}" != 1 ]; then
-  : >"$OUT/mem.txt"
-  for e in "${ENGINES[@]}"; do
-    sync; sleep 2
-    D=$(daemon_pids "$e" | xargs)
-    B_RSS=$(sum rss $D); B_PSS=$(sum pss $D)
-    IDS=(); T0=$(date +%s.%N)
-    for i in $(seq "$N"); do IDS+=("$(${DETACH[$e]})"); done
-    T1=$(date +%s.%N); sleep 5
-    P=$(for id in "${IDS[@]}"; do per_ctr_pid "$e" "$id"; done | xargs)
-    np=$(echo $P | wc -w)
-    [ "$np" = "$N" ] || log "$e: found $np per-container processes for $N containers"
-    A_RSS=$(sum rss $D); A_PSS=$(sum pss $D)
-    for p in $P; do echo "$e percontainer $(rss "$p") $(pss "$p")" >>"$OUT/mem.txt"; done
-    echo "$e daemons $B_RSS $A_RSS $B_PSS $A_PSS" >>"$OUT/mem.txt"
-    echo "$e start_s $(echo "$T1 - $T0" | bc)" >>"$OUT/mem.txt"
-    if [ "$e" = berth ]; then  # what one monitor maps (for the profile notes)
-      p=${P%% *}; grep -E '^(Rss|Pss|Shared_Clean|Private_Dirty|Anonymous)' "/proc/$p/smaps_rollup" >"$OUT/berth-monitor-smaps.txt" || true
-      tr '\0' ' ' <"/proc/$p/cmdline" >"$OUT/berth-monitor-cmdline.txt" || true
-    fi
-    T0=$(date +%s.%N); ${RMF[$e]} "${IDS[@]}" >/dev/null; T1=$(date +%s.%N)
-    echo "$e rm_s $(echo "$T1 - $T0" | bc)" >>"$OUT/mem.txt"
-    log "$e: memory done"
-  done
-fi
+# 3. memory per idle container: bench/engine/monitor-memory.sh, run after this script's engines stop (below).
+#    berth's monitor host serves every container, so the peers' one-process-per-container method
+#    does not apply to it: that script measures what each container adds to the host.
 
-"$PY" "$REPO/bench/engine/summarize.py" "$OUT" "$(machine_line)" "$N" | tee "$OUT/summary.md"
+"$PY" "$REPO/bench/engine/summarize.py" "$OUT" "$(machine_line)" | tee "$OUT/summary.md"
+if [ "${SKIP_MEM:-0}" != 1 ]; then
+  engines_stop
+  N="$N" OUT="$OUT/memory" BASE="$BASE-mem" bash "$REPO/bench/engine/monitor-memory.sh"
+fi

@@ -65,7 +65,7 @@ def restart_after_crash(d) -> None:
 
 def procs_of(d) -> list[str]:
     """Processes other than berthd whose command line names the daemon's exec-root: the monitor
-    zygote and monitors forked from it."""
+    host (and runtimes it forked)."""
     me = d.proc.pid if d.proc else -1
     out = []
     for p in os.listdir("/proc"):
@@ -170,7 +170,7 @@ def test_kill9_mid_run(crash_berthd, cname):
                 assert not os.path.exists(f"/sys/fs/cgroup/{ctl}/berth/{c['Id']}")
             assert not os.path.exists(os.path.join(d.exec_root, "runtime", c["Id"]))
             assert not os.path.exists(os.path.join(d.exec_root, "containers", c["Id"]))
-            assert len(procs_of(d)) <= 1, procs_of(d)  # the monitor zygote, no monitor
+            assert len(procs_of(d)) <= 1, procs_of(d)  # at most the monitor host, idle
             d.docker("start", cname)
         log = c["LogPath"]
         wait_for(lambda: os.path.exists(log) and "hello" in open(log).read(), "the container's output")  # noqa: SIM115

@@ -1,21 +1,23 @@
 """berthd: berth's engine daemon, serving the Docker Engine API (v1.41) on a unix socket.
 
 Layout
-  main.py        flags (-H, --root, --exec-root, --group, --storage-driver, --runtime), socket, lock
+  main.py        flags (-H, --root, --exec-root, --group, --storage-driver, --runtime, --monitor), socket, lock
   http.py        asyncio + h11 server: keep-alive, chunked bodies, hijack (101 UPGRADED), half-close,
                  the one place where berth.errors become HTTP statuses ({"message": ...})
   routers/       route tables per area: system, containers, execs, images, volumes, archive, networks
   engine.py      container lifecycle; the only code that changes container state; restore on start
   container.py   the container record (container.json, tmp+fsync+rename) and its inspect/ps shapes
   spec.py        Docker config -> OCI config.json with Docker's defaults (caps, seccomp, masked paths)
-  monitorctl.py  starting monitors (through the warm zygote) and talking to their sockets
+  monitorctl.py  starting monitors (in the shared monitor host) and talking to their sockets
   execs.py, health.py, logs.py, inspectors.py (top, stats), events.py, audit.py, storage.py
 
-Processes: berthd never forks containers. Per container start it asks the monitor zygote
-(berth.monitor.zygote, a warm single-threaded interpreter) to fork a monitor; the monitor detaches
-(setsid), becomes the child subreaper, runs berth-runtime create/start (in-process when the runtime is
-berth's own: a fork of the already-imported CLI instead of a fresh interpreter), holds the stdio,
-writes the json-file log and reports the exit. Monitors outlive berthd; on start berthd reconnects.
+Processes: berthd never forks containers. Per container start it asks the monitor host
+(berth.monitor.host: one detached, warm, single-threaded process per exec root, started on demand and
+found again after a restart through <exec-root>/monitor-host.sock) to monitor the container. The host
+is the child subreaper, runs berth-runtime create/start (in-process when the runtime is berth's own: a
+fork of the already-imported CLI instead of a fresh interpreter), holds the stdio, writes the json-file
+log and reports the exit. It outlives berthd; on start berthd reconnects to each container's
+monitor.sock. `--monitor per-container` starts one host per container instead (isolation).
 
 State: <root>/containers/<id>/ (container.json, <id>-json.log[.N], hostname, hosts, resolv.conf,
 monitor.log), <root>/events.jsonl (event history), <root>/audit.jsonl (audit log);

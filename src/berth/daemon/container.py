@@ -4,7 +4,6 @@ plus in-memory waiters for the daemon's asyncio side."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import random
 import time
@@ -222,12 +221,5 @@ def _endpoint() -> dict:
 
 
 def write_run_file(path: str, obj: Any) -> None:
-    """tmp + rename without fsync, for files in the exec root (runtime config, exec process specs):
-    like /run it does not outlive a reboot, and a killed berthd keeps the page cache."""
-    tmp = f"{path}.tmp.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, json.dumps(obj).encode())
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
+    """A file in the exec root: no fsync (see write_json_atomic)."""
+    write_json_atomic(path, obj, sync=False)

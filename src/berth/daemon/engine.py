@@ -69,7 +69,7 @@ class Engine:
         self.execs: dict[str, Any] = {}  # exec id -> ExecRecord (berth.daemon.execs)
         self.started_at = time.time()
         self.bg: set[asyncio.Task] = set()
-        self.zygote = monitorctl.Zygote(cfg.exec_root)
+        self.monitors = monitorctl.MonitorHost(cfg.exec_root)
         # berth's own runtime can run inside the (warm) monitor instead of as a fresh interpreter.
         self.runtime_inproc = _is_berth_runtime(cfg.runtime) and os.environ.get("BERTH_RUNTIME_INPROC", "1") != "0"
 
@@ -462,7 +462,7 @@ class Engine:
                 "pid_file": os.path.join(c.rundir, "init.pid"), "monitor_log": os.path.join(c.dir, "monitor.log"), "exit_file": c.exit_file, "sock": c.sock,
             }
             t_spec = time.monotonic()
-            st = await monitorctl.spawn(c.rundir, mcfg, zygote=self.zygote)
+            st = await monitorctl.spawn(c.rundir, mcfg, host=self.monitors)
             crash.point("daemon-monitor-spawned")
             t_created = time.monotonic()
             # Attach requests that came before start connect now, so they see all output.
@@ -976,7 +976,7 @@ class Engine:
             log.warning("restart %s after daemon start: %s", c.id, e)
 
     def close(self) -> None:
-        self.zygote.close()
+        self.monitors.close()
         self.events.close()
         self.audit.close()
 

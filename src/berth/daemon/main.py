@@ -58,11 +58,11 @@ async def serve(cfg: DaemonConfig) -> None:
     from berth.daemon.routers import build_router
 
     eng = Engine(cfg)
-    eng.zygote.mode = cfg.monitor
+    eng.monitors.mode = cfg.monitor
     # A monitor host left by a previous berthd (containers kept running): tell it we are here. A
     # new one starts with the first container start.
     try:
-        await eng.zygote.attach()
+        await eng.monitors.attach()
     except Exception as e:  # noqa: BLE001 - a new host is started when one is needed
         log.warning("monitor host not reachable: %s", e)
     await eng.restore()

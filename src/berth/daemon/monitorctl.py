@@ -18,12 +18,15 @@ _BOOT = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
          "from berth.monitor.monitor import main; main()")
 
 
-def write_json_atomic(path: str, obj: Any, mode: int = 0o600) -> None:
+def write_json_atomic(path: str, obj: Any, mode: int = 0o600, sync: bool = True) -> None:
+    """tmp (+ fsync) + rename. sync=False for files in the exec root (runtime config, exec process specs,
+    monitor.json): like /run it does not outlive a reboot, and a killed berthd keeps the page cache."""
     tmp = f"{path}.tmp.{os.getpid()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         os.write(fd, json.dumps(obj).encode())
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.rename(tmp, path)
@@ -158,26 +161,25 @@ def _running(pid: int) -> bool:
         return False
 
 
-Zygote = MonitorHost  # the engine's name for it
 
 
-async def spawn(rundir: str, cfg: dict, timeout: float = 60.0, zygote: MonitorHost | None = None) -> dict:
+async def spawn(rundir: str, cfg: dict, timeout: float = 60.0, host: MonitorHost | None = None) -> dict:
     """Start monitoring `cfg` (monitor.json): in the shared host, or a host of its own. Returns the
     status {"pid", "monitor"} once the runtime created the container, or raises with its error."""
-    write_json_atomic(os.path.join(rundir, "monitor.json"), cfg)
-    for attempt in range(2) if zygote is not None and zygote.shared else ():
+    write_json_atomic(os.path.join(rundir, "monitor.json"), cfg, sync=False)
+    for attempt in range(2) if host is not None and host.shared else ():
         try:
-            await zygote.ensure()
+            await host.ensure()
         except (errors.BerthError, OSError, TimeoutError) as e:
             import logging
 
             logging.getLogger("berthd").warning("monitor host unavailable (%s): a host for this container alone", e)
             break
         try:
-            data = await zygote.spawn(rundir, timeout)
+            data = await host.spawn(rundir, timeout)
         except errors.Unavailable:
             if attempt == 0:
-                zygote.forget()
+                host.forget()
                 continue  # it exited between our hello and this request (not sent): a new one
             raise
         except TimeoutError:

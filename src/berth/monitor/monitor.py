@@ -92,11 +92,12 @@ def rfc3339nano(ns):
 
 
 def write_file_atomic(path, data):
+    """tmp + rename, no fsync: the exec root (exit file, monitor.pid) does not outlive a reboot, a crash
+    of any process keeps the page cache, and an fsync would stall every container's loop."""
     tmp = path + ".tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.write(fd, data)
-        os.fsync(fd)
     finally:
         os.close(fd)
     os.rename(tmp, path)
@@ -325,7 +326,7 @@ class Monitor:
 
     def _fork_runtime(self, argv, stdin, stdout, stderr):
         """berth-runtime without an interpreter start: fork and call its CLI in the child. The
-        zygote preloaded its modules, so this costs a fork instead of ~45 ms of start-up."""
+        host preloaded its modules, so this costs a fork instead of ~45 ms of start-up."""
         pid = os.fork()
         if pid:
             return pid
