@@ -51,6 +51,7 @@ _DRAIN_AFTER_EXIT = 2.0
 _STDIN_HIGH, _STDIN_LOW = 1 << 20, 256 << 10
 _OUT_HIGH, _OUT_LOW = 2 << 20, 512 << 10
 _STALLED = 10.0  # after the exit: seconds without progress before an attached reader is given up
+_LINGER = 5.0  # seconds a client that got its last message has to close before we close it
 # Ignored signals survive execve: everything we ignore must be reset for the runtime and container.
 _DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGCHLD, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGXFSZ)  # seconds to wait for the pipes to close after init died
 
@@ -195,6 +196,7 @@ class Client:
         self.paused = False  # not read: its stdin's buffer is full
         self.full = False  # too much unsent output: the output it gets is not read meanwhile
         self.progress = time.monotonic()  # when it last took output
+        self.linger_until = None  # all sent and our side shut: read to EOF (peer's close), then close
 
 
 class Sink:
@@ -277,6 +279,7 @@ class Monitor:
         self.log = None
         self.log = JsonLog(cfg["log_path"], cfg.get("log_max_size", 0), cfg.get("log_max_files", 1), self.warn)
         self.execs = {}
+        self.lingering = 0  # clients in _linger
         self.sinks = {}  # stdin fd -> Sink
         self.out_paused = False
         self.dirfd = os.open(cfg["rundir"], os.O_PATH | os.O_DIRECTORY)
@@ -729,7 +732,7 @@ class Monitor:
         if cl.out:
             mask |= select.POLLOUT
         elif cl.closing:
-            self.drop(cl)
+            self._linger(cl)
             return
         try:
             self.poll.modify(cl.fd, mask)
@@ -756,9 +759,31 @@ class Monitor:
             except (KeyError, FileNotFoundError, OSError):
                 pass
 
+    def _linger(self, cl):
+        """Everything is sent: end our side, and close once the peer closes (or after _LINGER s).
+        Closing at once could fail the peer's pending write (EPIPE) and asyncio then tears its
+        connection down before it reads what we sent last (an exec's exit code)."""
+        if cl.read_closed:
+            self.drop(cl)  # the peer ended its side: nothing more can come
+            return
+        if cl.linger_until is None:
+            try:
+                cl.sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                self.drop(cl)
+                return
+            cl.linger_until = time.monotonic() + _LINGER
+            self.lingering += 1
+        try:
+            self.poll.modify(cl.fd, select.POLLIN)
+        except (KeyError, FileNotFoundError):
+            pass
+
     def drop(self, cl):
         if self.clients.get(cl.fd) is not cl:
             return  # dropped already: its fd number may be another client's by now
+        if cl.linger_until is not None:
+            self.lingering -= 1
         self.unwatch(cl.fd)
         self.clients.pop(cl.fd, None)
         for sink in self.sinks.values():
@@ -768,6 +793,15 @@ class Monitor:
             self._output_flow()
         if cl.stdin_fd is not None and cl.stdin_once and cl.stdin_fd not in (self.master,):
             self._close_stdin(cl.stdin_fd)
+        if not cl.read_closed:
+            # Read (and drop) what the peer sent that nobody will use: a unix socket closed with unread
+            # input makes the peer's next read fail with ECONNRESET, and asyncio then discards the
+            # frames it had buffered but not handed out yet (an exec's exit code among them).
+            try:
+                while cl.sock.recv(65536):
+                    pass
+            except OSError:
+                pass
         try:
             cl.sock.close()
         except OSError:
@@ -862,6 +896,16 @@ class Monitor:
             pass
 
     def on_client(self, cl, ev):
+        if cl.linger_until is not None:
+            try:
+                gone = not cl.sock.recv(65536)  # what it still sends is of no use now
+            except BlockingIOError:
+                gone = False
+            except OSError:
+                gone = True
+            if gone or ev & (select.POLLHUP | select.POLLERR):
+                self.drop(cl)
+            return
         if ev & select.POLLOUT:
             self.flush(cl)
         if not ev & (select.POLLIN | select.POLLHUP | select.POLLERR):
@@ -1281,7 +1325,7 @@ class Monitor:
         """Milliseconds the host's poll may sleep for this monitor's sake (None: no limit)."""
         if self.exit_status is not None and not self.finished and not self.finishing:
             return max(0, int((self.exit_deadline - time.monotonic()) * 1000)) + 1
-        if self.finished:
+        if self.finished or self.lingering:
             return 200
         return None
 
@@ -1301,6 +1345,10 @@ class Monitor:
         self._maybe_finish()
         if self.finished and self.stdin_w is not None and self.stdin_w != self.master:
             self._close_stdin(self.stdin_w, force=True)
+        if self.lingering:
+            now = time.monotonic()
+            for cl in [c for c in self.clients.values() if c.linger_until is not None and now > c.linger_until]:
+                self.drop(cl)
         if self.finished:
             self._drop_stalled()
         if self.finished and self.sinks:
