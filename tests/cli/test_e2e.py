@@ -18,19 +18,13 @@ import time
 
 import pytest
 
+from berth.testing.waiting import wait_for
+
 from .conftest import BERTH
 
 pytestmark = pytest.mark.timeout(120)
 
 
-def wait_for(pred, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

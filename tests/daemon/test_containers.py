@@ -5,21 +5,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 
 import pytest
+
+from berth.testing.waiting import wait_for
 
 pytestmark = pytest.mark.interop
 
 
-def wait_for(cond, what: str, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_version_and_info(berthd):

@@ -14,19 +14,13 @@ import time
 
 import pytest
 
+from berth.testing.waiting import wait_for
+
 pytestmark = pytest.mark.interop
 
 LOOP = "trap 'exit 3' TERM; echo hello; while :; do sleep 0.1; done"
 
 
-def wait_for(cond, what: str, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def api_get(d, path: str) -> tuple[int, bytes]:

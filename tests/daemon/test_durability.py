@@ -13,17 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from berth.testing.waiting import wait_for
+
 pytestmark = pytest.mark.interop
 
 
-def wait_for(cond, what: str, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _log_lines(path: str) -> list[str]:

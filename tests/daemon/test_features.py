@@ -11,17 +11,11 @@ import time
 
 import pytest
 
+from berth.testing.waiting import wait_for
+
 pytestmark = pytest.mark.interop
 
 
-def wait_for(cond, what: str, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def api_get(berthd, path: str) -> tuple[int, bytes]:
