@@ -29,6 +29,12 @@ def runtime_path() -> str:
     return p if os.path.exists(p) else "berth-runtime"
 
 
+@pytest.fixture
+def berth_runtime() -> str:
+    """The berth-runtime berthd runs (tests import no conftest: its module name is not unique)."""
+    return runtime_path()
+
+
 @dataclass
 class Daemon:
     base: str

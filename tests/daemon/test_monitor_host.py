@@ -263,11 +263,9 @@ def test_per_container_mode(fresh_berthd, cname):
     wait_for(lambda: not _alive(pb), "B's own monitor host to exit")
 
 
-def test_a_stuck_runtime_call_stalls_only_its_container(fresh_berthd, cname, tmp_path):
+def test_a_stuck_runtime_call_stalls_only_its_container(fresh_berthd, cname, tmp_path, berth_runtime):
     """A runtime (here a wrapper, run as a separate process: the host's non-inproc path) hangs in
     `start` of A: A's start waits, B's exec and a new container's run go on meanwhile."""
-    from conftest import runtime_path
-
     d = fresh_berthd
     gate = tmp_path / "gate"
     wrapper = tmp_path / "slow-runtime"
@@ -277,7 +275,7 @@ def test_a_stuck_runtime_call_stalls_only_its_container(fresh_berthd, cname, tmp
         f"  touch {gate}.waiting; i=0\n"
         f"  while [ ! -e {gate}.open ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\n"
         "fi\n"
-        f"exec {runtime_path()} \"$@\"\n")
+        f"exec {berth_runtime} \"$@\"\n")
     wrapper.chmod(0o755)
     d.stop()
     d.extra_args = ("--runtime", str(wrapper))

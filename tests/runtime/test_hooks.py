@@ -2,6 +2,7 @@
 
 import json
 import os
+import time
 
 from .rt_helpers import IS_BERTH, gone, in_container
 
@@ -33,7 +34,12 @@ def test_all_hooks_in_order_with_state(rt, bundle, cid, tmp_path):
     kinds = [ln.split(" ", 1)[0] for ln in log.read_text().splitlines()]
     assert kinds[-1] == "poststart"
     assert json.loads(log.read_text().splitlines()[-1].split(" ", 1)[1])["status"] == "running"
-    with open(os.path.join(bundle.rootfs, "hook-start")) as f:
+    # startContainer runs in the container after `start` let it go: `start` does not wait for it.
+    path = os.path.join(bundle.rootfs, "hook-start")
+    deadline = time.monotonic() + 30
+    while not (os.path.exists(path) and os.path.getsize(path)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    with open(path) as f:
         start = f.read()
     assert start.startswith("startContainer ") and json.loads(start.split(" ", 1)[1])["id"] == cid
     rt("kill", cid, "KILL")
