@@ -508,22 +508,31 @@ class Monitor:
         if lsock is None:
             return
         lsock.setblocking(False)
+        ready, fd = self._accept_master(lsock, "console socket")
+        if not ready:
+            return
+        if fd is not None:
+            self.master = fd
+        self._close_console()
+
+    def _accept_master(self, lsock, what):
+        """A pty master the runtime sends over a console socket: (False, None) while nobody has
+        connected yet, else (True, the fd or None when it failed: logged)."""
         try:
             conn, _ = lsock.accept()
         except BlockingIOError:
-            return
+            return False, None
         except OSError as e:
-            self.warn("console socket: {}".format(e))  # noqa: UP032
-            conn = None
-        if conn is not None:
-            try:
-                conn.settimeout(10)  # it sends right after connecting
-                self.master = self._recv_fd(conn)
-            except OSError as e:
-                self.warn("console socket: {}".format(e))  # noqa: UP032
-            finally:
-                conn.close()
-        self._close_console()
+            self.warn("{}: {}".format(what, e))  # noqa: UP032
+            return True, None
+        try:
+            conn.settimeout(10)  # it sends right after connecting
+            return True, self._recv_fd(conn)
+        except OSError as e:
+            self.warn("{}: {}".format(what, e))  # noqa: UP032
+            return True, None
+        finally:
+            conn.close()
 
     def _close_console(self):
         if self.console is None or self.console[0] is None:
@@ -1150,22 +1159,12 @@ class Monitor:
         lsock, path = ex.console
         if lsock is None:
             return
-        try:
-            conn, _ = lsock.accept()
-        except BlockingIOError:
+        ready, fd = self._accept_master(lsock, "exec console socket")
+        if not ready:
             return
-        except OSError as e:
-            self.warn("exec console socket: {}".format(e))  # noqa: UP032
-            conn = None
-        if conn is not None:
-            try:
-                conn.settimeout(10)  # it sends right after connecting
-                ex.master = self._recv_fd(conn)
-                ex.master_pending = True
-            except OSError as e:
-                self.warn("exec console socket: {}".format(e))  # noqa: UP032
-            finally:
-                conn.close()
+        if fd is not None:
+            ex.master = fd
+            ex.master_pending = True
         self._exec_console_close(ex)
 
     def _exec_console_close(self, ex):
