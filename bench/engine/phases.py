@@ -17,16 +17,22 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from berth.client import Client  # noqa: E402
 
 
-def run_once(c: Client, image: str) -> dict[str, float]:
-    t: dict[str, float] = {}
-    t0 = time.perf_counter()
+class Marks:
+    """mark(name): milliseconds since the previous mark (or since creation), kept in .t under name."""
 
-    def mark(name: str) -> None:
-        nonlocal t0
+    def __init__(self) -> None:
+        self.t: dict[str, float] = {}
+        self.t0 = time.perf_counter()
+
+    def __call__(self, name: str) -> None:
         now = time.perf_counter()
-        t[name] = (now - t0) * 1000
-        t0 = now
+        self.t[name] = (now - self.t0) * 1000
+        self.t0 = now
 
+
+def run_once(c: Client, image: str) -> dict[str, float]:
+    mark = Marks()
+    t = mark.t
     c.api_version = None
     c.negotiate()
     mark("ping")
@@ -50,15 +56,8 @@ def run_once(c: Client, image: str) -> dict[str, float]:
 
 
 def exec_once(c: Client, cid: str) -> dict[str, float]:
-    t: dict[str, float] = {}
-    t0 = time.perf_counter()
-
-    def mark(name: str) -> None:
-        nonlocal t0
-        now = time.perf_counter()
-        t[name] = (now - t0) * 1000
-        t0 = now
-
+    mark = Marks()
+    t = mark.t
     c.api_version = None
     c.negotiate()
     mark("ping")
