@@ -7,29 +7,20 @@ namespace) only run for real here. One boot; ~1-2 min under TCG emulation.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from berth.testing.vm import VM_RUN, vm_command, vm_run_available
+from berth.testing.vm import VM_RUN, VM_TIMEOUT, run_pytest, vm_run_available
 
 
 @pytest.mark.vm
 @pytest.mark.xdist_group("vm")  # one VM at a time: each emulates 2 vCPUs on a 2-core host
 @pytest.mark.slow
-@pytest.mark.timeout(540)
+@pytest.mark.timeout(2 * VM_TIMEOUT + 150)
 def test_runtime_cgroup_tests_pass_on_pure_v2():
     if not vm_run_available():
         pytest.skip(f"vm-run not found at {VM_RUN} (set BERTH_VM_RUN)")
     # refuse to run unless the VM really is pure v2 (no v1 hierarchy mounted), so the v2 paths ran
     script = ("grep -q ' - cgroup2 ' /proc/self/mountinfo && ! grep -q ' - cgroup ' /proc/self/mountinfo"
               " || { echo 'not a pure cgroup v2 host'; exit 99; }; exec \"$@\"")
-    cmd = vm_command("v2", 420, "sh", "-c", script, "sh", sys.executable, "-m", "pytest", "-q",
-                     "-p", "no:cacheprovider", "-m", "not vm",
-                     "tests/runtime/test_cgroups.py", "tests/runtime/test_lifecycle.py")
-    r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       timeout=480)
-    out = r.stdout.decode(errors="replace")
-    assert r.returncode == 0, f"cgroup v2 VM run failed (exit {r.returncode}):\n{out[-6000:]}"
-    assert " passed" in out and " failed" not in out, out[-3000:]
+    run_pytest("v2", "-m", "not vm", "tests/runtime/test_cgroups.py", "tests/runtime/test_lifecycle.py",
+               prefix=("sh", "-c", script, "sh"))
