@@ -535,16 +535,20 @@ class Monitor:
             conn.close()
 
     def _close_console(self):
-        if self.console is None or self.console[0] is None:
-            return
-        lsock, path = self.console
-        self.unwatch(lsock.fileno())
-        lsock.close()
-        self.console = (None, path)
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
+        if self.console is not None:
+            self.console = self._close_listener(self.console)
+
+    def _close_listener(self, console):
+        """Stop listening on a console socket (listener, path); -> (None, path)."""
+        lsock, path = console
+        if lsock is not None:
+            self.unwatch(lsock.fileno())
+            lsock.close()
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        return None, path
 
     def _created(self, st, piped):
         """The runtime's create exited with status `st`: None if the container exists, else the
@@ -1168,16 +1172,7 @@ class Monitor:
         self._exec_console_close(ex)
 
     def _exec_console_close(self, ex):
-        lsock, path = ex.console
-        if lsock is None:
-            return
-        self.unwatch(lsock.fileno())
-        lsock.close()
-        ex.console = (None, path)
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
+        ex.console = self._close_listener(ex.console)
 
     def _exec_err(self, ex):
         try:

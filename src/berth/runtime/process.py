@@ -109,19 +109,10 @@ def spawn_init(ctx: Context) -> tuple[int, Channel]:
 
 
 def _spawn_init(ctx: Context) -> tuple[int, Channel]:
+    if not ctx.userns:
+        return _fork_in_namespaces(ctx, lambda chan: _init().container_init(ctx, chan))
     ours, theirs = Channel.pair()
     _flush()
-    if not ctx.userns:
-        restore = _enter_for_children(ctx)
-        try:
-            pid = os.fork()
-            if pid == 0:
-                ours.close()
-                _init().container_init(ctx, theirs)
-        finally:
-            _restore(restore)
-        theirs.close()
-        return pid, ours
     mid = os.fork()
     if mid == 0:
         ours.close()
@@ -135,6 +126,23 @@ def _spawn_init(ctx: Context) -> tuple[int, Channel]:
         pid = ours.expect("pid")["pid"]
     finally:
         os.waitpid(mid, 0)
+    return pid, ours
+
+
+def _fork_in_namespaces(ctx: Context, child) -> tuple[int, Channel]:
+    """Fork `child(channel)` into the pid/time namespaces of ctx (entered for children only, then
+    left again); -> (pid, our end of the channel)."""
+    ours, theirs = Channel.pair()
+    _flush()
+    restore = _enter_for_children(ctx)
+    try:
+        pid = os.fork()
+        if pid == 0:
+            ours.close()
+            child(theirs)  # never returns: execve or os._exit
+    finally:
+        _restore(restore)
+    theirs.close()
     return pid, ours
 
 
@@ -184,17 +192,6 @@ def spawn_exec(ctx: Context) -> tuple[int, Channel]:
     """Fork a process that joins the container (its pid namespace entered through us)."""
     _trampoline(ctx)
     try:
-        ours, theirs = Channel.pair()
-        _flush()
-        restore = _enter_for_children(ctx)
-        try:
-            pid = os.fork()
-            if pid == 0:
-                ours.close()
-                _init().exec_child(ctx, theirs)
-        finally:
-            _restore(restore)
-        theirs.close()
-        return pid, ours
+        return _fork_in_namespaces(ctx, lambda chan: _init().exec_child(ctx, chan))
     finally:
         _close_trampoline(ctx)
