@@ -29,7 +29,7 @@ EV = os.open(EVENTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 def ev(name, t0, t1=None):
     os.write(EV, f"{os.getpid()} {name} {t0} {t1 if t1 is not None else t0}\n".encode())
 
-from berth.runtime import cli, commands, container, process, init, state, cgroup, trampoline, devices, rootfs
+from berth.runtime import warm, cli, commands, container, process, init, state, cgroup, trampoline, devices, rootfs
 from berth.runtime.channel import Channel
 ev("imports", T0, time.monotonic_ns())
 
@@ -45,11 +45,29 @@ def wrap(owner, attr, name=None):
     setattr(owner, attr, w)
 
 for owner, attr in [(container, "load_bundle"), (container, "_compile_seccomp"), (process, "spawn_init"),
-                    (state, "save"), (container, "start"), (container, "wait_child"), (container, "_destroy"),
+                    (state, "save"), (container, "start"), (container, "wait_child"), (container, "_destroy"), (warm, "stop"),
                     (init, "_prepare_process"), (init, "_load_seccomp"), (devices, "create_all"), (rootfs, "readonly_root"),
                     (rootfs, "readonly_paths"), (rootfs, "mask_paths"), (rootfs.Rootfs, "prepare"),
                     (rootfs.Rootfs, "mount_all"), (rootfs.Rootfs, "pivot")]:
     wrap(owner, attr)
+
+real_mount_one = rootfs.Rootfs.mount_one
+def mount_one(self, m):
+    t = time.monotonic_ns()
+    try:
+        return real_mount_one(self, m)
+    finally:
+        ev("mount " + m["destination"], t, time.monotonic_ns())
+rootfs.Rootfs.mount_one = mount_one
+
+real_expect_fds = Channel.expect_fds
+def expect_fds(self, typ, *a, **k):
+    t = time.monotonic_ns()
+    try:
+        return real_expect_fds(self, typ, *a, **k)
+    finally:
+        ev("init waits for " + typ, t, time.monotonic_ns())
+Channel.expect_fds = expect_fds
 
 real_manager = cgroup.manager
 def manager(*a, **k):
@@ -57,7 +75,8 @@ def manager(*a, **k):
     m = real_manager(*a, **k)
     ev("cgroup.manager", t, time.monotonic_ns())
     if m is not None:
-        wrap(m, "apply", "cgroup.apply")
+        for attr in ("create", "open_self_join", "apply", "set"):
+            wrap(m, attr, "cgroup." + attr)
     return m
 cgroup.manager = manager
 

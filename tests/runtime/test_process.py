@@ -178,6 +178,26 @@ def test_exec_preserve_fds(rt, bundle, cid, tmp_path):
     assert out[1].strip() == "5"  # 0, 1, 2, 3 and ls's own directory fd
 
 
+def _cpu_list(text: str) -> set[int]:
+    out: set[int] = set()
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def test_cpu_affinity_is_the_runtimes(rt, bundle, cid):
+    """The runtime moves a just-forked init or exec'd process to another CPU so it starts at once, and
+    gives it its affinity back: the container's processes run where the runtime could (here: the
+    test's own mask), in init and in exec."""
+    bundle.args("sleep", "60")
+    rt("run", "-d", "--bundle", bundle.write(), cid)
+    ours = os.sched_getaffinity(0)
+    assert os.sched_getaffinity(rt.state(cid)["pid"]) == ours
+    st = status(rt("exec", cid, "cat", "/proc/self/status").stdout)
+    assert _cpu_list(st["Cpus_allowed_list"]) == ours
+
+
 def test_kill_created_container(rt, bundle, cid):
     bundle.args("sleep", "60")
     rt("create", "--bundle", bundle.write(), cid)

@@ -225,6 +225,11 @@ def prctl(option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> in
     return r
 
 
+def sched_getcpu() -> int:
+    """The CPU this thread runs on now (-1 if unknown)."""
+    return _libc.sched_getcpu()
+
+
 def chroot(path: str) -> None:
     os.chroot(path)
 

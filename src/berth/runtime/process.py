@@ -140,10 +140,27 @@ def _fork_in_namespaces(ctx: Context, child) -> tuple[int, Channel]:
         if pid == 0:
             ours.close()
             child(theirs)  # never returns: execve or os._exit
+        _start_elsewhere(pid)
     finally:
         _restore(restore)
     theirs.close()
     return pid, ours
+
+
+def _start_elsewhere(pid: int) -> None:
+    """Let a just-forked child start at once on another CPU. The kernel queues it on our CPU, where it
+    waits while we go on making its cgroup (2-3 ms measured here, the other CPU idle meanwhile).
+    Pinning it elsewhere moves it to another CPU's queue; its own affinity (ours, inherited) is then
+    given back at once, which leaves it where it is."""
+    try:
+        mask = os.sched_getaffinity(0)
+        others = mask - {L.sched_getcpu()}
+        if not others or len(others) == len(mask):
+            return
+        os.sched_setaffinity(pid, others)
+        os.sched_setaffinity(pid, mask)
+    except OSError:
+        pass  # e.g. the child has already exited: nothing to speed up
 
 
 def _intermediate(ctx: Context, chan: Channel):
