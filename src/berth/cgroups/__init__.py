@@ -5,34 +5,46 @@
     from_state(manager.state()) -> Manager      # a later runtime process re-opening the same cgroup
 """
 
-from __future__ import annotations
-
 from berth import errors
 
 from . import mounts, paths
 from .base import Manager
-from .v1 import V1Manager
-from .v2 import V2Manager
 
 TYPE_CHECKING = False     # not typing.TYPE_CHECKING: importing typing costs ~7 ms on the start path
 if TYPE_CHECKING:
     from typing import Literal
 
+    from .v1 import V1Manager
+    from .v2 import V2Manager
+
+
+def __getattr__(name: str):
+    # V1Manager / V2Manager load on first use: a container start imports only its host's kind.
+    if name == "V1Manager":
+        from .v1 import V1Manager
+
+        return V1Manager
+    if name == "V2Manager":
+        from .v2 import V2Manager
+
+        return V2Manager
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = ["Manager", "V1Manager", "V2Manager", "detect", "from_state", "new_manager"]
 
 
-def _layout() -> tuple[list[mounts.Hierarchy], mounts.Hierarchy | None]:
+def _layout() -> "tuple[list[mounts.Hierarchy], mounts.Hierarchy | None]":
     hs = mounts.hierarchies()
     v1 = [h for h in hs if h.version == 1]
     v2 = next((h for h in hs if h.version == 2), None)
     return v1, v2
 
 
-def detect() -> Literal["v1", "v2", "hybrid"]:
+def detect() -> 'Literal["v1", "v2", "hybrid"]':
     return _kind(*_layout())
 
 
-def _kind(v1: list[mounts.Hierarchy], v2: mounts.Hierarchy | None) -> Literal["v1", "v2", "hybrid"]:
+def _kind(v1: "list[mounts.Hierarchy]", v2: "mounts.Hierarchy | None") -> 'Literal["v1", "v2", "hybrid"]':
     # name=systemd alone (no resource controller) does not make a v1 host
     has_v1 = any(c for h in v1 for c in h.controllers if not c.startswith("name="))
     if has_v1:
@@ -49,8 +61,12 @@ def new_manager(cgroups_path: str | None, container_id: str) -> Manager:
     kind = _kind(v1, v2)
     own = mounts.own_cgroups()
     if kind == "v2":
+        from .v2 import V2Manager
+
         assert v2 is not None
         return V2Manager(paths.resolve(cgroups_path, container_id, own.get("", "/")), v2)
+    from .v1 import V1Manager
+
     dirs: dict[mounts.Hierarchy, str] = {}
     main = None
     for h in v1:
@@ -61,6 +77,8 @@ def new_manager(cgroups_path: str | None, container_id: str) -> Manager:
             main = p
     unified = None
     if v2 is not None:
+        from .v2 import V2Manager
+
         unified = V2Manager(paths.resolve(cgroups_path, container_id, own.get("", "/")), v2,
                             enable_all=False)
         unified.version = "hybrid"
@@ -77,6 +95,9 @@ def from_state(state: dict) -> Manager:
     missing = [mp for mp in dirs if mp not in by_mp]
     if missing:
         raise errors.Unavailable(f"cgroup hierarchies {missing} recorded for {path} are not mounted now")
+    from .v1 import V1Manager
+    from .v2 import V2Manager
+
     if version == "v2":
         (mp, _d), = dirs.items()
         return V2Manager(path, by_mp[mp])

@@ -1,7 +1,5 @@
 """What every cgroup manager offers (the contract in docs/architecture.md), plus shared helpers."""
 
-from __future__ import annotations
-
 import os
 import time
 from abc import ABC, abstractmethod
@@ -127,3 +125,12 @@ def write_procs(d: str, pid: int) -> None:
         if not os.path.exists(f"/proc/{pid}"):
             raise errors.NotFound(f"process {pid} does not exist (moving it into {d})")
         raise errors.SystemError_(str(e))
+
+
+def undo_created(made: list[str]) -> None:
+    """Best-effort removal of cgroup directories a failed apply created (still empty ones only)."""
+    for d in reversed(made):
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass

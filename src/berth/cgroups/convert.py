@@ -1,7 +1,5 @@
 """v1 <-> v2 value conversions, as the OCI runtime spec and runc document them."""
 
-from __future__ import annotations
-
 from berth import errors
 
 UNLIMITED_U64 = 2**64 - 1

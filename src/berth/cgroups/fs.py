@@ -1,7 +1,5 @@
 """Small file helpers for cgroupfs: every failure names the file and the value."""
 
-from __future__ import annotations
-
 import errno
 import os
 import time

@@ -1,7 +1,5 @@
 """Where the cgroup hierarchies are: /proc/self/mountinfo and /proc/<pid>/cgroup, never hard-coded."""
 
-from __future__ import annotations
-
 import os
 
 from berth import errors

@@ -1,7 +1,5 @@
 """OCI cgroupsPath -> an absolute cgroup path inside a hierarchy."""
 
-from __future__ import annotations
-
 import posixpath
 
 from berth import errors

@@ -1,21 +1,22 @@
 """cgroup v1 manager: one directory per mounted hierarchy; on hybrid hosts also the unified cgroup."""
 
-from __future__ import annotations
-
 import errno
 import os
 
 from berth import errors
 
 from . import fs
-from .base import Manager, wait_until, walk_pids, write_procs
+from .base import Manager, undo_created, wait_until, walk_pids, write_procs
 from .fs import SIGKILL
 from .mounts import Hierarchy
-from .v2 import V2Manager, _undo
+
+TYPE_CHECKING = False  # typing costs milliseconds to import on the container-start path
+if TYPE_CHECKING:
+    from .v2 import V2Manager
 
 
 class V1Manager(Manager):
-    def __init__(self, path: str, dirs: dict[Hierarchy, str], unified: V2Manager | None = None):
+    def __init__(self, path: str, dirs: dict[Hierarchy, str], unified: "V2Manager | None" = None):
         self.path = path
         self._dirs = dirs                       # hierarchy -> cgroup directory
         self.unified = unified                  # hybrid: the same cgroup in the cgroup2 mount
@@ -55,7 +56,7 @@ class V1Manager(Manager):
             try:
                 os.makedirs(d, 0o755, exist_ok=True)
             except OSError as e:
-                _undo(made)
+                undo_created(made)
                 raise errors.SystemError_(f"cannot create cgroup {d}: {e.strerror}")
             if "cpuset" in h.controllers:
                 _init_cpuset(h.mountpoint, d)
@@ -83,7 +84,7 @@ class V1Manager(Manager):
             if self.unified is not None:
                 write_procs(self.unified.dir, pid)
         except errors.BerthError:
-            _undo(made)
+            undo_created(made)
             raise
 
     # -- resources -------------------------------------------------------------------------------

@@ -1,14 +1,12 @@
 """cgroup v2 (unified hierarchy) manager; also the unified half of a hybrid manager."""
 
-from __future__ import annotations
-
 import errno
 import os
 
 from berth import errors
 
 from . import convert, fs
-from .base import Manager, wait_until, walk_pids, write_procs
+from .base import Manager, undo_created, wait_until, walk_pids, write_procs
 from .fs import SIGKILL
 from .mounts import Hierarchy, unified_controllers
 
@@ -96,7 +94,7 @@ class V2Manager(Manager):
         try:
             write_procs(self.dir, pid)
         except errors.BerthError:
-            _undo(made)
+            undo_created(made)
             raise
 
     def exists(self) -> bool:
@@ -279,12 +277,3 @@ def unified_controllers_of(d: str) -> set[str]:
         return set(fs.read(os.path.join(d, "cgroup.controllers")).split())
     except OSError:
         return set()
-
-
-def _undo(made: list[str]) -> None:
-    """Best-effort removal of cgroup directories a failed apply created (still empty ones only)."""
-    for d in reversed(made):
-        try:
-            os.rmdir(d)
-        except OSError:
-            pass

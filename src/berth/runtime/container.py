@@ -180,9 +180,8 @@ def create(cid: str, o: Options, foreground_tty: bool = False, start_message: bo
         # Fork first: init imports its code, unshares and mounts while we make its cgroup and compile
         # its seccomp program (it waits for "joined" and "limited" before it needs them).
         pid, chan = process.spawn_init(ctx)
-        started = procfs.start_time(pid)
         st = {
-            "id": cid, "pid": pid, "start_time": started, "bundle": bundle, "rootfs": rootfs,
+            "id": cid, "pid": pid, "start_time": None, "bundle": bundle, "rootfs": rootfs,
             "created": state.rfc3339_now(), "ociVersion": cfg.get("ociVersion"),
             "annotations": cfg.get("annotations") or {}, "config": cfg, "cgroups_path": None,
         }
@@ -205,6 +204,8 @@ def create(cid: str, o: Options, foreground_tty: bool = False, start_message: bo
                 pass  # init failed meanwhile: its error message is read below
         finally:
             _close_all(join_fds)
+        # (read after "joined", not on init's path: init has just been forked and waits for nothing else)
+        started = st["start_time"] = procfs.start_time(pid)
         if mgr is not None and linux.get("resources"):
             mgr.set(_with_default_devices(linux["resources"], linux.get("devices") or []))
         if proc.get("oomScoreAdj") is not None:
