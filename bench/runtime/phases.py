@@ -29,7 +29,7 @@ EV = os.open(EVENTS, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 def ev(name, t0, t1=None):
     os.write(EV, f"{os.getpid()} {name} {t0} {t1 if t1 is not None else t0}\n".encode())
 
-from berth.runtime import warm, cli, commands, container, process, init, state, cgroup, trampoline, devices, rootfs
+from berth.runtime import seccomp_program, warm, cli, commands, container, process, init, state, cgroup, trampoline, devices, rootfs
 from berth.runtime.channel import Channel
 ev("imports", T0, time.monotonic_ns())
 
@@ -44,7 +44,7 @@ def wrap(owner, attr, name=None):
             ev(label, t, time.monotonic_ns())
     setattr(owner, attr, w)
 
-for owner, attr in [(container, "load_bundle"), (container, "_compile_seccomp"), (process, "spawn_init"),
+for owner, attr in [(container, "load_bundle"), (seccomp_program, "compile_for"), (process, "spawn_init"),
                     (state, "save"), (container, "start"), (container, "wait_child"), (container, "_destroy"), (warm, "stop"),
                     (init, "_prepare_process"), (init, "_load_seccomp"), (devices, "create_all"), (rootfs, "readonly_root"),
                     (rootfs, "readonly_paths"), (rootfs, "mask_paths"), (rootfs.Rootfs, "prepare"),

@@ -3,7 +3,7 @@
 import pytest
 
 from berth import errors
-from berth.cgroups import convert, devices_bpf, mounts, paths
+from berth.cgroups import convert, device_rules, devices_bpf, mounts, paths
 
 HYBRID = """\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
@@ -73,13 +73,13 @@ def test_conversions():
 
 
 def test_device_rule_lines():
-    assert devices_bpf.rule_line({"allow": False, "access": "rwm"}) == "a"
-    assert devices_bpf.rule_line({"type": "c", "major": 1, "minor": 3, "access": "wr"}) == "c 1:3 rw"
-    assert devices_bpf.rule_line({"type": "b", "major": 8, "access": "m"}) == "b 8:* m"
+    assert device_rules.v1_line({"allow": False, "access": "rwm"}) == "a"
+    assert device_rules.v1_line({"type": "c", "major": 1, "minor": 3, "access": "wr"}) == "c 1:3 rw"
+    assert device_rules.v1_line({"type": "b", "major": 8, "access": "m"}) == "b 8:* m"
     with pytest.raises(errors.InvalidArgument, match=r"devices\[\]\.type"):
-        devices_bpf.rule_line({"type": "x"})
+        device_rules.v1_line({"type": "x"})
     with pytest.raises(errors.InvalidArgument, match="access"):
-        devices_bpf.rule_line({"type": "c", "access": "rx"})
+        device_rules.v1_line({"type": "c", "access": "rx"})
 
 
 def test_device_program_shape():

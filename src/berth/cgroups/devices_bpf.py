@@ -1,4 +1,4 @@
-"""Device access rules: v1 devices.allow/deny lines, and the cgroup v2 equivalent, an eBPF program.
+"""Device access rules on cgroup v2: an eBPF program (v1's devices.allow/deny lines: device_rules).
 
 cgroup v2 has no device files; the kernel asks a BPF_PROG_TYPE_CGROUP_DEVICE program attached to
 the cgroup (BPF_CGROUP_DEVICE) on every mknod and open of a device node. We assemble that program
@@ -9,40 +9,16 @@ rule matches is allowed (a fresh v1 cgroup inherits "a *:* rwm"); OCI configs st
 rule, which makes everything not allowed afterwards denied.
 """
 
-from __future__ import annotations
-
 import errno
 import os
 import struct
 
 from berth import errors
 
+from .device_rules import normalize
+
 _ACC = {"m": 1, "r": 2, "w": 4}                 # BPF_DEVCG_ACC_MKNOD/READ/WRITE
 _TYPE = {"b": 1, "c": 2}                        # BPF_DEVCG_DEV_BLOCK/CHAR
-
-
-def _norm(rule: dict, what: str) -> tuple[str, int, int, str]:
-    typ = rule.get("type") or "a"
-    if typ not in ("a", "b", "c"):
-        raise errors.InvalidArgument(f"{what}.type={typ!r} must be 'a', 'b' or 'c'")
-    access = rule.get("access") or "rwm"
-    if not access or set(access) - set("rwm"):
-        raise errors.InvalidArgument(f"{what}.access={access!r} must be letters of 'rwm'")
-    major, minor = rule.get("major"), rule.get("minor")
-    for name, v in (("major", major), ("minor", minor)):
-        if v is not None and (not isinstance(v, int) or v < -1):
-            raise errors.InvalidArgument(f"{what}.{name}={v!r} must be a number (or -1/absent for any)")
-    mj = -1 if major is None else major
-    mn = -1 if minor is None else minor
-    return typ, mj, mn, access
-
-
-def rule_line(rule: dict, what: str = "linux.resources.devices[]") -> str:
-    """OCI device rule -> the v1 devices.allow/deny line, e.g. "c 1:3 rwm" or "a *:* rwm"."""
-    typ, mj, mn, access = _norm(rule, what)
-    if typ == "a":
-        return "a"
-    return f"{typ} {'*' if mj < 0 else mj}:{'*' if mn < 0 else mn} {''.join(sorted(set(access), key='rwm'.index))}"
 
 
 # --- a tiny eBPF assembler (only what this program needs) --------------------------------------
@@ -71,7 +47,7 @@ def assemble(rules: list[dict]) -> bytes:
     ]
     # last match wins: test the rules newest first, the first hit decides
     for i in reversed(range(len(rules))):
-        typ, mj, mn, access = _norm(rules[i], f"linux.resources.devices[{i}]")
+        typ, mj, mn, access = normalize(rules[i], f"linux.resources.devices[{i}]")
         acc = sum(_ACC[a] for a in set(access))
         allow = bool(rules[i].get("allow"))
         block: list[tuple[int, int, int, int]] = []     # (code, dst, src, imm); offsets filled below
@@ -108,7 +84,7 @@ _libc = None
 
 def _bpf(cmd: int, attr: bytearray) -> int:  # a ctypes char array (ctypes is imported lazily)
     global _libc
-    import ctypes  # lazy: on v1 hosts only rule_line is used, and ctypes costs ~2.5 ms
+    import ctypes  # lazy: ctypes costs ~2.5 ms to import
     if _libc is None:
         _libc = ctypes.CDLL(None, use_errno=True)
         _libc.syscall.restype = ctypes.c_long
@@ -123,7 +99,7 @@ def _bpf(cmd: int, attr: bytearray) -> int:  # a ctypes char array (ctypes is im
 
 def load(prog: bytes) -> int:
     """BPF_PROG_LOAD; returns the program fd. The verifier's log is in the error when it refuses."""
-    import ctypes  # lazy: on v1 hosts only rule_line is used, and ctypes costs ~2.5 ms
+    import ctypes  # lazy: ctypes costs ~2.5 ms to import
     insns = ctypes.create_string_buffer(prog, len(prog))
     lic = ctypes.create_string_buffer(b"Apache-2.0")
     log = ctypes.create_string_buffer(65536)
@@ -143,7 +119,7 @@ def load(prog: bytes) -> int:
 
 def attached(cgroup_fd: int) -> list[int]:
     """Program ids attached (directly) to the cgroup for device checks."""
-    import ctypes  # lazy: on v1 hosts only rule_line is used, and ctypes costs ~2.5 ms
+    import ctypes  # lazy: ctypes costs ~2.5 ms to import
     ids = (ctypes.c_uint32 * 64)()
     attr = ctypes.create_string_buffer(128)
     struct.pack_into("<IIIIQI", attr, 0, cgroup_fd, _ATTACH_CGROUP_DEVICE, 0, 0, ctypes.addressof(ids), 64)
@@ -154,7 +130,7 @@ def attached(cgroup_fd: int) -> list[int]:
 
 def apply(cgroup_dir: str, rules: list[dict]) -> None:
     """Replace the cgroup's device program with one built from `rules` (no gap without a filter)."""
-    import ctypes  # lazy: on v1 hosts only rule_line is used, and ctypes costs ~2.5 ms
+    import ctypes  # lazy: ctypes costs ~2.5 ms to import
     prog = assemble(rules)                  # validates before touching the kernel
     try:
         cg = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -179,7 +155,7 @@ def apply(cgroup_dir: str, rules: list[dict]) -> None:
 
 
 def _detach(cg: int, prog_id: int, cgroup_dir: str) -> None:
-    import ctypes  # lazy: on v1 hosts only rule_line is used, and ctypes costs ~2.5 ms
+    import ctypes  # lazy: ctypes costs ~2.5 ms to import
     attr = ctypes.create_string_buffer(128)
     struct.pack_into("<I", attr, 0, prog_id)
     try:

@@ -244,11 +244,11 @@ class V1Manager(Manager):
                          f"{td['major']}:{td['minor']} {td.get('rate', 0)}", f"{what}.{key}")
 
     def set_devices(self, rules: list) -> None:
-        from .devices_bpf import rule_line
+        from .device_rules import v1_line
 
         for i, rule in enumerate(rules):
             name = "devices.allow" if rule.get("allow") else "devices.deny"
-            self._w("devices", name, rule_line(rule, f"linux.resources.devices[{i}]"),
+            self._w("devices", name, v1_line(rule, f"linux.resources.devices[{i}]"),
                     f"linux.resources.devices[{i}]")
 
     # -- freezer -------------------------------------------------------------------------------

@@ -14,5 +14,6 @@ Standard library only (this is the container-start path). Layout, one job per mo
     devices      /dev nodes and symlinks;  hooks: OCI hooks;  tty: ptys and console sockets
     trampoline   execve through a sealed memfd (CVE-2019-5736);  warm: cgroup-migration warm-up
     cgroup       lazy, optional access to berth.cgroups;  spec: default config.json;  features
+    seccomp_program  linux.seccomp -> BPF (berth.seccomp's cache), by init itself unless in a user namespace
     jsonio       JSON via _json without importing json/re/enum
 """

@@ -7,7 +7,7 @@ import select
 from berth.errors import BerthError, Conflict, InvalidArgument, NotFound, Unsupported
 from berth.linux import procfs
 from berth.oci.runtime_spec import validate, validate_process
-from berth.runtime import cgroup, hooks, jsonio, state, warm
+from berth.runtime import cgroup, hooks, jsonio, seccomp_program, state, warm
 from berth.runtime.channel import Channel, ChannelError
 from berth.runtime.context import NS_FLAGS, NS_PROC, Context
 
@@ -85,25 +85,6 @@ def _write_pid_file(path: str, pid: int) -> None:
     os.rename(tmp, path)
 
 
-def _seccomp_flags(cfg: dict) -> list[str]:
-    sc = (cfg.get("linux") or {}).get("seccomp")
-    return list(sc.get("flags") or []) if sc else []
-
-
-def _compile_seccomp(cfg: dict) -> bytes | None:
-    sc = (cfg.get("linux") or {}).get("seccomp")
-    if not sc:
-        return None
-    try:
-        from berth.seccomp import compile_bpf
-    except ImportError:
-        raise Unsupported("config.json: linux.seccomp: seccomp support (berth.seccomp) is not installed")
-    try:
-        return compile_bpf(sc)
-    except BerthError as e:
-        raise InvalidArgument(f"config.json: linux.seccomp: {e}") from None
-
-
 def _remove_dir(d: str) -> None:
     try:
         for name in os.listdir(d):
@@ -159,7 +140,7 @@ def create(cid: str, o: Options, foreground_tty: bool = False, start_message: bo
         from berth.runtime import tty
 
         tty.check_socket(o.console_socket)
-    sflags = _seccomp_flags(cfg)  # the program itself is compiled while init sets up
+    sflags = seccomp_program.flags(cfg)  # the program itself is compiled while init sets up
     linux = cfg.get("linux") or {}
     mgr = None
     cdir = state.make_dir(o.root, cid)
@@ -177,8 +158,8 @@ def create(cid: str, o: Options, foreground_tty: bool = False, start_message: bo
                       new_ns=new_ns, join_ns=join_ns, seccomp_flags=sflags)
         from berth.runtime import process
 
-        # Fork first: init imports its code, unshares and mounts while we make its cgroup and compile
-        # its seccomp program (it waits for "joined" and "limited" before it needs them).
+        # Fork first: init imports its code, unshares, mounts and compiles its seccomp program while we
+        # make its cgroup (it waits for "joined" and "limited" before it needs them).
         pid, chan = process.spawn_init(ctx)
         st = {
             "id": cid, "pid": pid, "start_time": None, "bundle": bundle, "rootfs": rootfs,
@@ -215,7 +196,7 @@ def create(cid: str, o: Options, foreground_tty: bool = False, start_message: bo
             except OSError as e:
                 raise InvalidArgument(f"config.json: process.oomScoreAdj {proc['oomScoreAdj']}: {e.strerror} "
                                       "(lowering it needs CAP_SYS_RESOURCE)") from None
-        bpf = _compile_seccomp(cfg)
+        bpf = None if seccomp_program.compiled_by_init(ctx.userns) else seccomp_program.compile_for(cfg)
         try:
             chan.send("limited", bpf=bpf.hex() if bpf else None)
         except (BrokenPipeError, ConnectionResetError):
@@ -528,7 +509,7 @@ def exec_(cid: str, o: Options, proc: dict, ignore_paused: bool = False) -> int:
 
         tty.check_socket(o.console_socket)
     cfg = st.get("config") or {}
-    bpf, sflags = _compile_seccomp(cfg), _seccomp_flags(cfg)
+    bpf, sflags = seccomp_program.compile_for(cfg), seccomp_program.flags(cfg)
     pid = st["pid"]
     fds: dict[str, int] = {}
     ctx = mgr = None

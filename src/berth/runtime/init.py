@@ -9,7 +9,7 @@ import os
 from berth.linux import caps as C
 from berth.linux import libc as L
 from berth.oci.runtime_spec import RLIMITS
-from berth.runtime import devices, hooks, trampoline, tty
+from berth.runtime import devices, hooks, seccomp_program, trampoline, tty
 from berth.runtime.channel import Channel
 from berth.runtime.context import NS_FLAGS, Context
 
@@ -70,7 +70,8 @@ def _init_setup(ctx: Context, chan: Channel) -> None:
             cgroups()
             msg = chan.expect("limited")
             if msg.get("bpf"):
-                ctx.bpf = bytes.fromhex(msg["bpf"])  # compiled by the runtime meanwhile
+                ctx.bpf = bytes.fromhex(msg["bpf"])  # compiled by the runtime meanwhile (user namespace)
+            if ctx.bpf:
                 import berth.seccomp.loader  # noqa: F401  (loaded after pivot_root: import it while we can)
             limited.append(True)
 
@@ -79,6 +80,8 @@ def _init_setup(ctx: Context, chan: Channel) -> None:
         for hooks and the host's cgroup hierarchies); -> (/proc/self/cgroup as the host sees it, the
         hierarchies or None). Only then is the cgroup namespace created (it would show "/")."""
         if not joined:
+            if seccomp_program.compiled_by_init(ctx.userns):
+                ctx.bpf = seccomp_program.compile_for(cfg)  # meanwhile, the runtime makes our cgroup
             msg, ctx.cgroup_fds = chan.expect_fds("joined")
             _join_cgroups(ctx)
             with open("/proc/self/cgroup") as f:
