@@ -33,15 +33,15 @@ from berth.runtime import seccomp_program, warm, cli, commands, container, proce
 from berth.runtime.channel import Channel
 ev("imports", T0, time.monotonic_ns())
 
-def wrap(owner, attr, name=None):
+def wrap(owner, attr, name=None, label=None):
+    """Time owner.attr; the event is called name (default attr), or label(*args) when given."""
     fn = getattr(owner, attr)
-    label = name or attr
     def w(*a, **k):
         t = time.monotonic_ns()
         try:
             return fn(*a, **k)
         finally:
-            ev(label, t, time.monotonic_ns())
+            ev(label(*a) if label else name or attr, t, time.monotonic_ns())
     setattr(owner, attr, w)
 
 for owner, attr in [(container, "load_bundle"), (seccomp_program, "compile_for"), (process, "spawn_init"),
@@ -50,24 +50,9 @@ for owner, attr in [(container, "load_bundle"), (seccomp_program, "compile_for")
                     (rootfs, "readonly_paths"), (rootfs, "mask_paths"), (rootfs.Rootfs, "prepare"),
                     (rootfs.Rootfs, "mount_all"), (rootfs.Rootfs, "pivot")]:
     wrap(owner, attr)
-
-real_mount_one = rootfs.Rootfs.mount_one
-def mount_one(self, m):
-    t = time.monotonic_ns()
-    try:
-        return real_mount_one(self, m)
-    finally:
-        ev("mount " + m["destination"], t, time.monotonic_ns())
-rootfs.Rootfs.mount_one = mount_one
-
-real_expect_fds = Channel.expect_fds
-def expect_fds(self, typ, *a, **k):
-    t = time.monotonic_ns()
-    try:
-        return real_expect_fds(self, typ, *a, **k)
-    finally:
-        ev("init waits for " + typ, t, time.monotonic_ns())
-Channel.expect_fds = expect_fds
+wrap(rootfs.Rootfs, "mount_one", label=lambda self, m: "mount " + m["destination"])
+for attr in ("expect", "expect_fds"):
+    wrap(Channel, attr, label=lambda self, typ, *a: "init waits for " + typ)
 
 real_manager = cgroup.manager
 def manager(*a, **k):
@@ -79,15 +64,6 @@ def manager(*a, **k):
             wrap(m, attr, "cgroup." + attr)
     return m
 cgroup.manager = manager
-
-real_expect = Channel.expect
-def expect(self, typ, *a, **k):
-    t = time.monotonic_ns()
-    try:
-        return real_expect(self, typ, *a, **k)
-    finally:
-        ev("init waits for " + typ, t, time.monotonic_ns())
-Channel.expect = expect
 
 real_fork = os.fork
 def fork():
