@@ -28,7 +28,8 @@ _WS = " \t\n\r"
 
 def loads(s: str | bytes):
     if isinstance(s, bytes):
-        s = s.decode("utf-8-sig")
+        # a leading BOM is dropped, as "utf-8-sig" would (that codec is one more import per start)
+        s = (s[3:] if s.startswith(b"\xef\xbb\xbf") else s).decode()
     i = 0
     n = len(s)
     while i < n and s[i] in _WS:
