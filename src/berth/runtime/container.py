@@ -215,15 +215,7 @@ def create(cid: str, o: Options, foreground_tty: bool = False, start_message: bo
                 hooks.run_all(hk.get("createRuntime"), "createRuntime", hstate)
                 chan.send("hooks_done")
             elif typ == "console":
-                if o.console_socket:
-                    from berth.runtime import tty
-
-                    try:
-                        tty.send_to_socket(o.console_socket, fd)
-                    finally:
-                        os.close(fd)
-                else:
-                    master = fd
+                master = _console(o, fd)
             elif typ == "ready":
                 break
         state.save(o.root, cid, st)
@@ -249,6 +241,19 @@ def create(cid: str, o: Options, foreground_tty: bool = False, start_message: bo
     finally:
         for sig, h in old_handlers.items():
             signal.signal(sig, h)
+
+
+def _console(o: Options, master: int) -> int | None:
+    """The pty master init sent: to the caller's --console-socket (-> None), or ours to proxy."""
+    if not o.console_socket:
+        return master
+    from berth.runtime import tty
+
+    try:
+        tty.send_to_socket(o.console_socket, master)
+    finally:
+        os.close(master)
+    return None
 
 
 def _cgroup_hierarchies(cfg: dict, mgr) -> list | None:
@@ -555,15 +560,7 @@ def exec_(cid: str, o: Options, proc: dict, ignore_paused: bool = False) -> int:
             if msg["type"] == "error":
                 raise BerthError(msg["msg"])
             if msg["type"] == "console":
-                if o.console_socket:
-                    from berth.runtime import tty
-
-                    try:
-                        tty.send_to_socket(o.console_socket, fd)
-                    finally:
-                        os.close(fd)
-                else:
-                    master = fd
+                master = _console(o, fd)
     except BaseException:
         try:
             os.kill(child, signal.SIGKILL)
