@@ -47,15 +47,36 @@ def run_pytest(layout: str, *pytest_args: str, env: dict[str, str] | None = None
     argv = [*prefix, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
             "--timeout", str(GUEST_TEST_TIMEOUT), "--timeout-method", "thread", *pytest_args]
     cmd = vm_command(layout, VM_TIMEOUT, *argv, env=env)
+    cmd.insert(1, "--keep")  # the job directory holds the guest's kernel console: read on a stall
     for attempt in (1, 2):
         r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            timeout=VM_TIMEOUT + 60)
         out = r.stdout.decode(errors="replace")
+        console = _take_console(out)
         stalled = r.returncode == 124 or "Timeout (0:" in out or "+++ Timeout +++" in out
         if r.returncode == 0 or not stalled or attempt == 2:
             break
         warnings.warn(f"cgroup {layout} VM run stalled (exit {r.returncode}); trying once more. Its tail:\n"
-                      f"{out[-3000:]}", stacklevel=2)
+                      f"{out[-3000:]}\nThe guest kernel's console (tail):\n{console[-4000:]}", stacklevel=2)
     assert r.returncode == 0, f"cgroup {layout} VM run failed (exit {r.returncode}):\n{out[-6000:]}"
     assert " passed" in out and " failed" not in out, out[-3000:]
     return out
+
+
+def _take_console(out: str) -> str:
+    """The console log of the job directory vm-run kept (named in its last line), which is removed."""
+    import shutil
+
+    marker = "job directory kept: "
+    at = out.rfind(marker)
+    if at < 0:
+        return ""
+    jobdir = out[at + len(marker):].splitlines()[0].strip()
+    try:
+        with open(os.path.join(jobdir, "console.log"), errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+    finally:
+        if os.path.basename(jobdir).startswith("vm-run."):
+            shutil.rmtree(jobdir, ignore_errors=True)
