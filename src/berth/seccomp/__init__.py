@@ -10,8 +10,6 @@ Only stdlib modules are imported here: a cache hit plus load never touch libsecc
 (``berth.seccomp.libseccomp`` is imported by the compiler on a miss only).
 """
 
-from __future__ import annotations
-
 from berth.seccomp.cache import compile_bpf
 from berth.seccomp.loader import load_bpf
 

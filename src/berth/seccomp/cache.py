@@ -8,8 +8,6 @@ and each carries a digest of its payload, so a torn or corrupt entry is detected
 an entry owned by another user or writable by group/others is ignored too.
 """
 
-from __future__ import annotations
-
 import _json  # the C encoder alone: `import json` pulls in re and enum (~6-10 ms per container start)
 import os
 

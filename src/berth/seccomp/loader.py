@@ -9,8 +9,6 @@ The caller (the container's init, as the last step before execve) must ensure ON
 Otherwise the kernel answers EACCES, reported as ``errors.PermissionDenied``.
 """
 
-from __future__ import annotations
-
 import os
 
 from berth import errors

@@ -4,8 +4,6 @@ Every error is ``errors.InvalidArgument`` (or ``Unsupported``) naming the field,
 ``linux.seccomp.syscalls[3].args[0].op: unknown operator 'SCMP_CMP_XX'``.
 """
 
-from __future__ import annotations
-
 from berth import errors
 
 ACTIONS = frozenset(
