@@ -29,9 +29,11 @@ def vm_command(layout: str, timeout: int, *argv: str, env: dict[str, str] | None
 
 
 # A guest's whole run, and one test inside it. The emulated guest (TCG) has now and then stalled
-# (3 times in ~20 runs, always on the first boot after the parallel suite, never reproduced by hand):
-# a run that the VM timeout or a test's timeout ended is tried once more, with a warning that keeps
-# the first run's tail; any other failure fails at once.
+# (about one `make test` in three, on the first boot after the parallel suite; never in 38 runs of the
+# same command by hand, with or without the suite beside it): both guest CPUs in a soft lockup, one
+# in the test's python, one in the busybox it had just started, the RCU kthread starved. A run that
+# the VM timeout or a test's timeout ended is tried once more, with a warning that keeps the first
+# run's tail and the guest's console; any other failure fails at once.
 VM_TIMEOUT = 240
 GUEST_TEST_TIMEOUT = 150
 
@@ -47,7 +49,9 @@ def run_pytest(layout: str, *pytest_args: str, env: dict[str, str] | None = None
     argv = [*prefix, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
             "--timeout", str(GUEST_TEST_TIMEOUT), "--timeout-method", "thread", *pytest_args]
     cmd = vm_command(layout, VM_TIMEOUT, *argv, env=env)
-    cmd.insert(1, "--keep")  # the job directory holds the guest's kernel console: read on a stall
+    # The job directory holds the guest kernel's console, read on a stall; loglevel=5 (after vm-run's
+    # "quiet") lets a soft lockup's stack trace through, and every CPU's (stalls hit both at once).
+    cmd[1:1] = ["--keep", "--append", "loglevel=5", "--append", "softlockup_all_cpu_backtrace=1"]
     for attempt in (1, 2):
         r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            timeout=VM_TIMEOUT + 60)
