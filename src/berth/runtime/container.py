@@ -185,7 +185,7 @@ def create(cid: str, o: Options, foreground_tty: bool = False, start_message: bo
                 pass  # init failed meanwhile: its error message is read below
         finally:
             _close_all(join_fds)
-        # (read after "joined", not on init's path: init has just been forked and waits for nothing else)
+        # init's start time: read once "joined" is on its way, not before it (init waits for that)
         started = st["start_time"] = procfs.start_time(pid)
         if mgr is not None and linux.get("resources"):
             mgr.set(_with_default_devices(linux["resources"], linux.get("devices") or []))
