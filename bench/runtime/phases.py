@@ -11,6 +11,7 @@ env BERTH_SRC: another source tree to time (e.g. a patched copy of src/), defaul
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -93,31 +94,33 @@ def main() -> int:
     script = os.path.join(work, "child.py")
     with open(script, "w") as f:
         f.write(f"SRC = {os.environ.get('BERTH_SRC') or os.path.join(REPO, 'src')!r}\nEVENTS = {events!r}\n" + CHILD)
-    per_phase: dict[str, list[tuple[float, float]]] = {}
-    totals = []
-    for i in range(runs + 2):  # two warm-ups
-        if os.path.exists(events):
-            os.unlink(events)
-        subprocess.run(["/usr/bin/python3.11", "-IS", script, "--root", os.path.join(work, "state"), "run",
-                        "-b", bundle, f"phases-{i}"], check=True)
-        if i < 2:
-            continue
-        with open(events) as f:
-            rows = [line.split() for line in f]
-        t0 = min(int(r[-2]) for r in rows)
-        seen: dict[str, int] = {}
-        for name, a, b in ((r[1:-2], int(r[-2]), int(r[-1])) for r in rows):
-            label = " ".join(name)
-            seen[label] = seen.get(label, 0) + 1
-            if seen[label] > 1:
-                label += f" #{seen[label]}"
-            per_phase.setdefault(label, []).append(((a - t0) / 1e6, (b - a) / 1e6))
-        totals.append(max(int(r[-1]) for r in rows) / 1e6 - t0 / 1e6)
-    print(f"{runs} runs of `run` (after python start-up); median end-to-end {statistics.median(totals):.1f} ms")
-    print(f"{'phase':34} {'starts at (ms)':>15} {'takes (ms)':>11}")
-    for label, vals in sorted(per_phase.items(), key=lambda kv: statistics.median(v[0] for v in kv[1])):
-        print(f"{label:34} {statistics.median(v[0] for v in vals):15.1f} {statistics.median(v[1] for v in vals):11.1f}")
-    subprocess.run(["rm", "-rf", work])
+    try:
+        per_phase: dict[str, list[tuple[float, float]]] = {}
+        totals = []
+        for i in range(runs + 2):  # two warm-ups
+            if os.path.exists(events):
+                os.unlink(events)
+            subprocess.run(["/usr/bin/python3.11", "-IS", script, "--root", os.path.join(work, "state"), "run",
+                            "-b", bundle, f"phases-{i}"], check=True)
+            if i < 2:
+                continue
+            with open(events) as f:
+                rows = [line.split() for line in f]
+            t0 = min(int(r[-2]) for r in rows)
+            seen: dict[str, int] = {}
+            for name, a, b in ((r[1:-2], int(r[-2]), int(r[-1])) for r in rows):
+                label = " ".join(name)
+                seen[label] = seen.get(label, 0) + 1
+                if seen[label] > 1:
+                    label += f" #{seen[label]}"
+                per_phase.setdefault(label, []).append(((a - t0) / 1e6, (b - a) / 1e6))
+            totals.append(max(int(r[-1]) for r in rows) / 1e6 - t0 / 1e6)
+        print(f"{runs} runs of `run` (after python start-up); median end-to-end {statistics.median(totals):.1f} ms")
+        print(f"{'phase':34} {'starts at (ms)':>15} {'takes (ms)':>11}")
+        for label, vals in sorted(per_phase.items(), key=lambda kv: statistics.median(v[0] for v in kv[1])):
+            print(f"{label:34} {statistics.median(v[0] for v in vals):15.1f} {statistics.median(v[1] for v in vals):11.1f}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # also when a run failed
     return 0
 
 
