@@ -95,17 +95,20 @@ def from_state(state: dict) -> Manager:
     missing = [mp for mp in dirs if mp not in by_mp]
     if missing:
         raise errors.Unavailable(f"cgroup hierarchies {missing} recorded for {path} are not mounted now")
-    from .v1 import V1Manager
-    from .v2 import V2Manager
-
     if version == "v2":
+        from .v2 import V2Manager
+
         (mp, _d), = dirs.items()
         return V2Manager(path, by_mp[mp])
+    from .v1 import V1Manager
+
     v1d = {by_mp[mp]: d for mp, d in dirs.items() if by_mp[mp].version == 1}
     unified = None
     for mp, d in dirs.items():
         h = by_mp[mp]
         if h.version == 2:
+            from .v2 import V2Manager
+
             rel = "/" + d[len(h.mountpoint):].lstrip("/")
             unified = V2Manager(rel if h.root == "/" else h.root.rstrip("/") + rel, h, enable_all=False)
             unified.version = "hybrid"
