@@ -19,7 +19,7 @@ def vm_run_available() -> bool:
 
 def vm_command(layout: str, timeout: int, *argv: str, env: dict[str, str] | None = None) -> list[str]:
     """A vm-run command line running argv in REPO inside a VM with the given cgroup layout."""
-    cmd = [VM_RUN, "--cgroup", layout, "--timeout", str(timeout), "--cwd", REPO,
+    cmd = [VM_RUN, "--cgroup", layout, "--cpus", "1", "--timeout", str(timeout), "--cwd", REPO,
            "-e", "PYTHONDONTWRITEBYTECODE=1"]
     for k, v in (env or {}).items():
         cmd += ["-e", f"{k}={v}"]
@@ -28,15 +28,17 @@ def vm_command(layout: str, timeout: int, *argv: str, env: dict[str, str] | None
     return [*cmd, "--", *argv]
 
 
-# A guest's whole run, and one test inside it. The emulated guest (QEMU TCG, 2 vCPUs) now and then
-# stalls (1 in 11 `make test` runs, 2 in ~60 guest runs by hand): both guest CPUs in a soft lockup,
-# each trapping again and again on an int3 at a jump-label site in the slab allocator
-# (__kmem_cache_alloc_node+0x5e) that the kernel had already patched back to its nop. The first
-# memory cgroup made in the guest flips a static key (memcg kmem accounting); the kernel patches the
-# code with int3 + text_poke, and the emulator keeps running stale translated code with the int3 in
-# it: an emulator problem with cross-modified code, not berth's. A run that the VM timeout or a
-# test's timeout ended is tried once more, with a warning that keeps the first run's tail and the
-# guest's console; any other failure fails at once.
+# A guest's whole run, and one test inside it. Guests get one vCPU: with two, the emulated guest (QEMU
+# TCG, one host thread per vCPU) now and then stalled (1 in 11 `make test` runs, 2 in ~60 guest runs by
+# hand): both guest CPUs in a soft lockup, each trapping again and again on an int3 at a jump-label
+# site in the slab allocator (__kmem_cache_alloc_node+0x5e) that the kernel had already patched back
+# to its nop. The first memory cgroup made in the guest flips a static key (memcg kmem accounting);
+# the kernel patches the code with int3 + text_poke, and the emulator kept running stale translated
+# code with the int3 in it on the other vCPU: cross-modified code, an emulator problem, not berth's.
+# With one vCPU there is no other CPU to run stale code: 156 guest runs, two guests at a time, none
+# stalled (at the old rate ~5 would have), and a guest's tests took no longer (one pytest process).
+# In case: a run that the VM timeout or a test's timeout ended is tried once more, with a warning that
+# keeps the first run's tail and the guest's console; any other failure fails at once.
 VM_TIMEOUT = 240
 GUEST_TEST_TIMEOUT = 150
 
