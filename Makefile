@@ -28,11 +28,12 @@ $(STAMP): pyproject.toml
 	bash packaging/fast-launchers.sh $(VENV)
 	touch $(STAMP)
 
-# The VM tests (pure cgroup v2 / v1 kernels through vm-run) run after the rest, on an idle host: vm-run
-# emulates the guest's CPUs (TCG), and under the parallel suite's load a guest could stall past its timeout.
+# The VM tests (pure cgroup v2 / v1 kernels through vm-run) run after the rest, on an otherwise idle
+# host: vm-run emulates each guest's one vCPU (TCG) on a host core, so two guests at a time, and
+# worksteal lets the short guests share one worker while the long one runs on the other.
 test: install
 	rc=0; $(PY) -m pytest $(PYTEST_ARGS) -m "not vm" || rc=$$?; \
-	$(PY) -m pytest -m vm || rc=$$?; exit $$rc
+	$(PY) -m pytest -m vm -n 2 --dist worksteal || rc=$$?; exit $$rc
 
 lint: install
 	$(VENV)/bin/ruff check src tests

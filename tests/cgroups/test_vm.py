@@ -12,7 +12,6 @@ from berth.testing.vm import VM_RUN, VM_TIMEOUT, run_pytest, vm_run_available
 
 
 @pytest.mark.vm
-@pytest.mark.xdist_group("vm")  # one VM at a time: each emulates 2 vCPUs on a 2-core host
 @pytest.mark.slow
 @pytest.mark.timeout(2 * VM_TIMEOUT + 150)
 @pytest.mark.parametrize("layout", ["v2", "v1"])

@@ -13,7 +13,6 @@ from berth.testing.vm import VM_RUN, VM_TIMEOUT, run_pytest, vm_run_available
 
 
 @pytest.mark.vm
-@pytest.mark.xdist_group("vm")  # one VM at a time: each emulates 2 vCPUs on a 2-core host
 @pytest.mark.slow
 @pytest.mark.timeout(2 * VM_TIMEOUT + 150)
 def test_runtime_cgroup_tests_pass_on_pure_v2():
