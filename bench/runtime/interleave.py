@@ -4,6 +4,8 @@ slow phases of a shared, noisy machine hit all of them alike. Per command: media
 method). Spawns with posix_spawn and times spawn..wait4 with CLOCK_MONOTONIC.
 
 Usage: python interleave.py OUT.json RUNS WARMUP NAME=COMMAND... (COMMAND split on spaces; no shell)
+env GAP: seconds of quiet before every run (default 0: back to back). With GAP=0.1 each start finds the
+kernel idle, as a container started now and then does (docs/benchmarks.md, "Back-to-back and spaced").
 """
 
 from __future__ import annotations
@@ -30,10 +32,13 @@ def run_once(argv: list[str]) -> tuple[float, float]:
 def main() -> int:
     out, runs, warmup = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     cmds = [(a.split("=", 1)[0], a.split("=", 1)[1].split()) for a in sys.argv[4:]]
+    gap = float(os.environ.get("GAP", "0"))
     res: dict[str, dict[str, list]] = {n: {"wall_ms": [], "cpu_ms": []} for n, _ in cmds}
     for i in range(warmup + runs):
         k = i % len(cmds)
         for name, argv in cmds[k:] + cmds[:k]:
+            if gap:
+                time.sleep(gap)
             wall, cpu = run_once(argv)
             if i >= warmup:
                 res[name]["wall_ms"].append(wall)

@@ -6,6 +6,7 @@
 # /sys/fs/cgroup/unified unmounted, because crun 1.8 refuses hybrid cgroups (the host is not changed).
 #
 # Usage: sudo bench/runtime/run.sh            env: RUNS (per round, 10), ROUNDS (3), RSS_RUNS (7), IL_RUNS (40),
+#        SP_RUNS (spaced rounds, 30),
 #        WORK (/tmp/berth-bench-runtime), BERTH_RUNTIME (.venv/bin/berth-runtime), KEEP=1 keeps bundles,
 #        NICE (e.g. -19: run everything at that niceness, so other work on a shared machine disturbs less)
 # Output: a markdown table on stdout and in $WORK/summary.md; raw hyperfine JSON in $WORK/round-*.json.
@@ -14,7 +15,7 @@ set -euo pipefail
 need_root
 need_tools runc crun hyperfine unshare /usr/bin/time
 export NICE=${NICE:-0}
-RUNS=${RUNS:-10}; ROUNDS=${ROUNDS:-3}; RSS_RUNS=${RSS_RUNS:-7}; IL_RUNS=${IL_RUNS:-40}
+RUNS=${RUNS:-10}; ROUNDS=${ROUNDS:-3}; RSS_RUNS=${RSS_RUNS:-7}; IL_RUNS=${IL_RUNS:-40}; SP_RUNS=${SP_RUNS:-30}
 WORK=${WORK:-/tmp/berth-bench-runtime}
 BERTH_RUNTIME=${BERTH_RUNTIME:-$REPO/.venv/bin/berth-runtime}
 export BERTH_RUNTIME
@@ -95,6 +96,14 @@ done
 il=()
 for n in "\${names[@]}"; do il+=("\$n=\$(cmd "\$n")"); done
 "$PY" "$REPO/bench/runtime/interleave.py" "$WORK/interleave.json" $IL_RUNS 3 "\${il[@]}"
+# Spaced rounds: the same, with 100 ms of quiet before every start, so each finds the kernel idle as an
+# occasional container start does (back to back, each cgroup.procs write finds the previous start's RCU
+# grace period still in effect and skips its own: docs/benchmarks.md, "Back-to-back and spaced starts").
+GAP=0.1 "$PY" "$REPO/bench/runtime/interleave.py" "$WORK/spaced.json" $SP_RUNS 3 "\${il[@]}"
+# Spaced, with hyperfine: every timed start after 100 ms of quiet (the prepare command)
+sp=()
+for n in "\${names[@]}"; do sp+=(-n "\$n, spaced" "\$(cmd "\$n")"); done
+hyperfine -N -w 3 -r $RUNS --style basic --prepare "sleep 0.1" --export-json "$WORK/spaced-hf.json" "\${sp[@]}" >/dev/null
 # Cold BPF cache: berth compiles the profile on every start (what runc and crun always do).
 hyperfine -N -w 1 -r $RUNS --style basic --prepare "rm -rf $BERTH_SECCOMP_CACHE" \
   --export-json "$WORK/cold.json" -n "berth+seccomp (cold BPF cache)" "\$(cmd berth+seccomp)" >/dev/null
@@ -112,7 +121,7 @@ nice -n "${NICE:-0}" unshare -m --propagation private bash "$WORK/inner.sh"
 import glob, json, os, statistics, subprocess, sys
 work, machine = sys.argv[1], sys.argv[2]
 wall, cpu = {}, {}
-for path in sorted(glob.glob(f"{work}/round-*.json")) + [f"{work}/cold.json"]:
+for path in sorted(glob.glob(f"{work}/round-*.json")) + [f"{work}/spaced-hf.json", f"{work}/cold.json"]:
     for r in json.load(open(path))["results"]:
         wall.setdefault(r["command"], []).extend(t * 1000 for t in r["times"])
         cpu.setdefault(r["command"], []).append((r["user"] + r["system"]) * 1000)  # per-round means
@@ -133,7 +142,8 @@ out = [f"Machine: {machine}; niceness {os.environ.get('NICE', '0')}", f"Versions
        "| runtime | wall median (min–max), ms | cpu user+sys, ms | peak RSS median (min–max), KiB |",
        "|---|---|---|---|"]
 order = ["berth", "runc", "crun", "berth+seccomp", "runc+seccomp", "crun+seccomp"]
-for k, v in sorted(wall.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99):
+rows = order + [f"{k}, spaced" for k in order]
+for k, v in sorted(wall.items(), key=lambda kv: rows.index(kv[0]) if kv[0] in rows else 99):
     r = rss.get(k, [])
     rs = f"{statistics.median(r):.0f} ({min(r)}–{max(r)})" if r else "–"
     out.append(f"| {k} | {med[k]:.1f} ({min(v):.1f}–{max(v):.1f}) | {statistics.median(cpu[k]):.1f} | {rs} |")
@@ -141,13 +151,18 @@ out += ["", "| ratio (wall medians) | value |", "|---|---|"]
 for a, b in [("berth", "runc"), ("berth", "crun"), ("berth+seccomp", "runc+seccomp"),
              ("berth+seccomp", "crun+seccomp"), ("berth+seccomp", "berth"), ("runc", "crun")]:
     out.append(f"| {a} / {b} | {med[a] / med[b]:.2f} |")
-il_path = f"{work}/interleave.json"
-if os.path.exists(il_path):
-    sys.path.insert(0, os.path.join(os.environ["REPO"], "bench", "runtime"))
-    from interleave import pair_ratio
+    if f"{a}, spaced" in med:
+        out.append(f"| {a} / {b}, spaced | {med[f'{a}, spaced'] / med[f'{b}, spaced']:.2f} |")
+sys.path.insert(0, os.path.join(os.environ["REPO"], "bench", "runtime"))
+from interleave import pair_ratio
+
+for il_name, il_what in [("interleave", "back to back"), ("spaced", "100 ms of quiet before every start")]:
+    il_path = f"{work}/{il_name}.json"
+    if not os.path.exists(il_path):
+        continue
     il = json.load(open(il_path))
     n = len(next(iter(il.values()))["wall_ms"])
-    out += ["", f"Interleaved: {n} rounds, each runs all six once (rotated order); cpu from wait4.", "",
+    out += ["", f"Interleaved, {il_what}: {n} rounds, each runs all six once (rotated order); cpu from wait4.", "",
             "| runtime | wall median (min–max), ms | cpu median, ms |", "|---|---|---|"]
     for k in order:
         r = il[k]
