@@ -5,7 +5,7 @@ method). Spawns with posix_spawn and times spawn..wait4 with CLOCK_MONOTONIC.
 
 Usage: python interleave.py OUT.json RUNS WARMUP NAME=COMMAND... (COMMAND split on spaces; no shell)
 env GAP: seconds of quiet before every run (default 0: back to back). With GAP=0.1 each start finds the
-kernel idle, as a container started now and then does (docs/benchmarks.md, "Back-to-back and spaced").
+kernel idle, as a container started now and then does (docs/benchmarks.md, "Back-to-back and spaced starts").
 """
 
 from __future__ import annotations
