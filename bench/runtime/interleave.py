@@ -4,8 +4,9 @@ slow phases of a shared, noisy machine hit all of them alike. Per command: media
 method). Spawns with posix_spawn and times spawn..wait4 with CLOCK_MONOTONIC.
 
 Usage: python interleave.py OUT.json RUNS WARMUP NAME=COMMAND... (COMMAND split on spaces; no shell)
-env GAP: seconds of quiet before every run (default 0: back to back). With GAP=0.1 each start finds the
-kernel idle, as a container started now and then does (docs/benchmarks.md, "Back-to-back and spaced starts").
+env GAP: seconds of quiet before every run (default 0: back to back). With GAP=0.1 each start finds
+the kernel idle, as a container started now and then does (docs/benchmarks.md, "Back-to-back and
+spaced starts").
 """
 
 from __future__ import annotations
