@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from berth.cgroups.support import blkio_support
+
 pytestmark = pytest.mark.interop
 
 DOCKER_DEFAULT_CAPS = 0x00000000A80425FB  # CHOWN..AUDIT_WRITE, Docker's default set
@@ -160,23 +162,53 @@ def _root_disk() -> str | None:
 
 
 def test_blkio_and_devices(berthd, cname):
+    """What the host can honour is set; the rest is discarded with dockerd's warning, and the container
+    still starts (the root disk here has no CFQ/BFQ scheduler, so no blkio weight files)."""
     v1_only()
     disk = _root_disk()
     if disk is None:
         pytest.skip("no block device to throttle")
-    berthd.docker("run", "-d", "--name", cname, "--blkio-weight", "300", "--device-read-bps", f"{disk}:1mb",
-                  "--device-write-bps", f"{disk}:2mb", "--device", "/dev/zero:/dev/myzero", "busybox", "sleep", "300")
+    support = blkio_support()
+    r = berthd.docker("run", "-d", "--name", cname, "--blkio-weight", "300", "--blkio-weight-device", f"{disk}:200",
+                      "--device-read-bps", f"{disk}:1mb", "--device-write-bps", f"{disk}:2mb",
+                      "--device-read-iops", f"{disk}:100", "--device-write-iops", f"{disk}:200",
+                      "--device", "/dev/zero:/dev/myzero", "busybox", "sleep", "300")
     try:
+        warned = r.stderr.decode()
         cid = berthd.inspect(cname)["Id"]
+        hc = berthd.inspect(cname)["HostConfig"]
         st = os.stat(disk)
         majmin = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
-        assert cg("blkio", cid, "blkio.throttle.read_bps_device") == f"{majmin} 1048576"
-        assert cg("blkio", cid, "blkio.throttle.write_bps_device") == f"{majmin} 2097152"
-        for name in ("blkio.bfq.weight", "blkio.weight"):
-            if os.path.exists(f"/sys/fs/cgroup/blkio/berth/{cid}/{name}"):
-                assert cg("blkio", cid, name).split()[-1] == "300"
-                break
+        for what, file, value in (("read_bps", "blkio.throttle.read_bps_device", "1048576"),
+                                  ("write_bps", "blkio.throttle.write_bps_device", "2097152"),
+                                  ("read_iops", "blkio.throttle.read_iops_device", "100"),
+                                  ("write_iops", "blkio.throttle.write_iops_device", "200")):
+            if support[what]:
+                assert cg("blkio", cid, file) == f"{majmin} {value}"
+            else:
+                assert "limit discarded" in warned
+        weight_file = next((n for n in ("blkio.bfq.weight", "blkio.weight")
+                            if os.path.exists(f"/sys/fs/cgroup/blkio/berth/{cid}/{n}")), None)
+        if support["weight"]:
+            assert weight_file and cg("blkio", cid, weight_file).split()[-1] == "300"
+            assert hc["BlkioWeight"] == 300
+        else:
+            assert "WARNING: Your kernel does not support Block I/O weight or the cgroup is not mounted. " \
+                   "Weight discarded." in warned
+            assert weight_file is None and hc["BlkioWeight"] == 0
+        if support["weight_device"]:
+            assert hc["BlkioWeightDevice"] == [{"Path": disk, "Weight": 200}]
+        else:
+            assert "Weight-device discarded." in warned
+            assert not hc["BlkioWeightDevice"]
         assert "c 1:5 rwm" in cg("devices", cid, "devices.list").splitlines()
         assert berthd.out("exec", cname, "sh", "-c", "head -c 3 /dev/myzero | wc -c").strip() == "3"
+        # a live update is discarded the same way
+        u = berthd.docker("update", "--blkio-weight", "400", cname)
+        if support["weight"]:
+            assert berthd.inspect(cname)["HostConfig"]["BlkioWeight"] == 400
+        else:
+            assert "Weight discarded." in u.stdout.decode()  # docker update prints them with the ids
+            assert berthd.inspect(cname)["HostConfig"]["BlkioWeight"] == 0
     finally:
         berthd.docker("rm", "-f", cname, check=False)

@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 from berth import errors
+from berth.cgroups.support import blkio_support
 from berth.daemon import execs as execs_mod
 from berth.daemon import monitorctl, spec
 from berth.daemon.audit import AuditLog
@@ -190,6 +191,7 @@ class Engine:
             raise errors.InvalidArgument("No command specified")
         hc = self._normalize_host_config(hc, config)
         spec.resources(hc)  # validate before anything is created
+        warnings += spec.discard_unsupported_blkio(hc, blkio_support())
         spec.parse_ulimits(hc.get("Ulimits") or [])
         spec.capabilities(hc)
         cid = secrets.token_hex(32)
@@ -844,6 +846,9 @@ class Engine:
             rp = changed["RestartPolicy"] or {}
             if rp.get("Name") and c.host_config.get("AutoRemove"):
                 raise errors.InvalidArgument("Restart policy cannot be updated because AutoRemove is enabled for the container")
+        asked = dict(changed)
+        warnings = spec.discard_unsupported_blkio(changed, blkio_support())
+        changed = {k: v for k, v in changed.items() if v == asked[k]}  # a discarded setting is no change
         hc.update(changed)
         if changed.get("Memory") and "MemorySwap" not in changed:
             old_swap = int(c.host_config.get("MemorySwap") or 0)
@@ -863,7 +868,7 @@ class Engine:
         c.host_config = hc
         c.save()
         self.events.emit("container", "update", c.id, c.event_attrs())
-        return []
+        return warnings
 
     # -- restore ------------------------------------------------------------------------------
     async def restore(self) -> None:

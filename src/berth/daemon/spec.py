@@ -267,6 +267,15 @@ def resources(hc: dict) -> dict:
         if not 10 <= w <= 1000:
             raise errors.InvalidArgument("Range of blkio weight is from 10 to 1000")
         blk["weight"] = w
+    weight_devices = []
+    for it in hc.get("BlkioWeightDevice") or []:
+        _, ma, mi = _device_numbers(it.get("Path", ""))
+        w = int(it.get("Weight", 0))
+        if not 10 <= w <= 1000:
+            raise errors.InvalidArgument(f"invalid weight for device {it.get('Path', '')}: {w} (range 10 to 1000)")
+        weight_devices.append({"major": ma, "minor": mi, "weight": w})
+    if weight_devices:
+        blk["weightDevice"] = weight_devices
     for key, oci in (("BlkioDeviceReadBps", "throttleReadBpsDevice"), ("BlkioDeviceWriteBps", "throttleWriteBpsDevice"),
                      ("BlkioDeviceReadIOps", "throttleReadIOPSDevice"),
                      ("BlkioDeviceWriteIOps", "throttleWriteIOPSDevice")):
@@ -280,6 +289,36 @@ def resources(hc: dict) -> dict:
     if blk:
         r["blockIO"] = blk
     return r
+
+
+# dockerd's words for a block I/O setting the host cannot honour (the setting is discarded, the
+# container still starts)
+_BLKIO_DISCARDED = {
+    "weight": "Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.",
+    "weight_device": "Your kernel does not support Block I/O weight_device or the cgroup is not mounted. "
+                     "Weight-device discarded.",
+    "read_bps": "Your kernel does not support BPS Block I/O read limit or the cgroup is not mounted. "
+                "Block I/O BPS read limit discarded.",
+    "write_bps": "Your kernel does not support BPS Block I/O write limit or the cgroup is not mounted. "
+                 "Block I/O BPS write limit discarded.",
+    "read_iops": "Your kernel does not support IOPS Block read limit or the cgroup is not mounted. "
+                 "Block I/O IOPS read limit discarded.",
+    "write_iops": "Your kernel does not support IOPS Block write limit or the cgroup is not mounted. "
+                  "Block I/O IOPS write limit discarded.",
+}
+
+
+def discard_unsupported_blkio(hc: dict, support: dict[str, bool]) -> list[str]:
+    """Drop the block I/O settings the host cannot honour from hc (in place), as dockerd does;
+    returns the create/update response's warnings. support: berth.cgroups.support.blkio_support()."""
+    from berth.cgroups.support import BLKIO_KNOBS
+
+    warnings = []
+    for key, (what, _) in BLKIO_KNOBS.items():
+        if hc.get(key) and not support.get(what, False):
+            hc[key] = 0 if key == "BlkioWeight" else []
+            warnings.append(_BLKIO_DISCARDED[what])
+    return warnings
 
 
 def _parse_bind(spec: str) -> tuple[str, str, list[str]]:
