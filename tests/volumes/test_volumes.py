@@ -221,3 +221,24 @@ def test_bad_mount_options_clear_error(vs):
     with pytest.raises(errors.InvalidArgument, match="badmnt"):
         vs.acquire("badmnt", "c1")
     assert vs.users("badmnt") == []
+
+
+def test_populate_from_resolves_inside_the_root_and_copies_no_host_file(vs, tmp_path):
+    """The mount path is resolved inside the container's root (an absolute symlink stays in it), and
+    symlinks in the content are copied as symlinks, never followed to the host."""
+    root = tmp_path / "rootfs"
+    (root / "srv" / "real").mkdir(parents=True)
+    (root / "srv" / "real" / "f").write_text("image")
+    os.symlink("/srv/real", root / "data")       # the image's mount path is a symlink
+    os.symlink("/etc/passwd", root / "srv" / "real" / "pw")
+    os.symlink("/", root / "srv" / "real" / "top")
+    v = vs.create("pop-root")
+    assert vs.populate_from("pop-root", str(root), "/data") is True
+    data = v.mountpoint
+    assert sorted(os.listdir(data)) == ["f", "pw", "top"]
+    assert os.readlink(os.path.join(data, "pw")) == "/etc/passwd"
+    assert os.readlink(os.path.join(data, "top")) == "/"
+    v2 = vs.create("pop-none")
+    os.symlink("/etc", root / "etc-link")        # resolves to <root>/etc: absent, nothing to copy
+    assert vs.populate_from("pop-none", str(root), "/etc-link") is False
+    assert os.listdir(v2.mountpoint) == []

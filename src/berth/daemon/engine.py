@@ -26,7 +26,6 @@ from berth.daemon.container import ZERO_TIME, Container, now_rfc3339, random_nam
 from berth.daemon.events import Events
 from berth.daemon.storage import open_store
 from berth.images import crash
-from berth.linux.paths import secure_join
 
 log = logging.getLogger("berthd.engine")
 
@@ -355,9 +354,8 @@ class Engine:
         rootfs = self.store.mount_container_fs(c.id)
         try:
             for name, dst in fill:
-                src = secure_join(rootfs, dst)  # an image symlink cannot point the copy at the host
-                if os.path.isdir(src) and not os.path.islink(src):
-                    self.store.volumes.populate_from(name, src)
+                # resolved and copied through fds inside the rootfs and the volume (berth.linux.paths)
+                self.store.volumes.populate_from(name, rootfs, dst)
         finally:
             self.store.unmount_container_fs(c.id)
 

@@ -203,6 +203,11 @@ class _Copier:
         self._place(dfd, tmp, name, existed, track)
 
 
+def copy_meta(src_fd: int, dst_fd: int) -> None:
+    """Owner, mode, xattrs and times of directory src_fd onto directory dst_fd."""
+    _meta(dst_fd, os.fstat(src_fd), _xattrs(src_fd))
+
+
 def copy_tree(src_fd: int, dst_fd: int, *, undo_on_error: bool = True) -> None:
     """Copy the content of directory src_fd into directory dst_fd, keeping owners, modes, times,
     xattrs, hardlinks, symlinks (as symlinks, never followed), devices and fifos. Existing entries are

@@ -316,9 +316,12 @@ class VolumeStore:
         self.get(name)
         return self._refs(name)
 
-    def populate_from(self, name: str, src_dir: str) -> bool:
+    def populate_from(self, name: str, src_dir: str, sub: str | None = None) -> bool:
         """First use of a new volume: copy the image's content at the mount path into it (only when
-        the volume has never been populated and is still empty). Returns whether it copied."""
+        the volume has never been populated and is still empty). Returns whether it copied.
+        With sub, src_dir is a container's root and sub the mount path, resolved inside that root.
+        The copy goes through fds (berth.linux.rootcopy): another container already using the
+        volume cannot redirect it outside the volume."""
         with self.db.tx() as cur:
             row = cur.execute("SELECT populated FROM volumes WHERE name = ?", (name,)).fetchone()
             if row is None:
@@ -326,10 +329,27 @@ class VolumeStore:
             if row["populated"]:
                 return False
             cur.execute("UPDATE volumes SET populated = 1 WHERE name = ?", (name,))
-        data = self._data(name)
-        if not os.path.isdir(src_dir) or not fs.is_empty_dir(data):
+        from berth.linux.paths import open_in_root
+        from berth.linux.rootcopy import copy_meta, copy_tree
+
+        try:
+            src = open_in_root(src_dir, sub or "/", os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return False  # nothing (or no directory) at the mount path
+        try:
+            dst = os.open(self._data(name), os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            os.close(src)
             return False
-        fs.copy_tree(src_dir, data)
+        try:
+            with os.scandir(dst) as it:
+                if next(it, None) is not None:
+                    return False
+            copy_tree(src, dst)
+            copy_meta(src, dst)  # the volume's root takes the image directory's owner and mode
+        finally:
+            os.close(src)
+            os.close(dst)
         return True
 
     def _mount(self, name: str, options: dict[str, str]) -> None:
