@@ -6,10 +6,11 @@ import sys
 
 from berth.errors import InvalidArgument, Unsupported
 from berth.runtime import container as C
-from berth.runtime import jsonio, state
+from berth.runtime import hooks, jsonio, state
 
 
 def _opts(g: dict, f: dict, log) -> "C.Options":
+    hooks.warn = log.warn  # poststart/poststop hook failures are logged, not fatal
     return C.Options(root=g.get("root") or state.DEFAULT_ROOT, bundle=f.get("bundle"),
                      console_socket=f.get("console-socket"), pid_file=f.get("pid-file"),
                      no_pivot=f.get("no-pivot", False), no_new_keyring=f.get("no-new-keyring", False),

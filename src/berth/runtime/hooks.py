@@ -16,16 +16,34 @@ class HookError(BerthError):
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 
 
+# Where poststart/poststop failures go (the CLI points it at its --log); stderr by default.
+warn = None
+
+# The OCI runtime spec: a failing poststart/poststop hook is logged as a warning and the rest still run;
+# any other kind fails the operation at its first failure.
+_WARN_ONLY = ("poststart", "poststop")
+
+
 def run_all(hooks: list[dict], kind: str, state: dict) -> None:
     data = jsonio.dumps(state).encode()
     for i, h in enumerate(hooks or ()):
-        run_one(h, f"{kind}[{i}]", data)
+        if kind not in _WARN_ONLY:
+            run_one(h, f"{kind}[{i}]", data)
+            continue
+        try:
+            run_one(h, f"{kind}[{i}]", data)
+        except HookError as e:
+            if warn is not None:
+                warn(str(e))
+            else:
+                os.write(2, f"berth-runtime: warning: {e}\n".encode())
 
 
 def run_one(h: dict, name: str, state: bytes) -> None:
     path = h["path"]
     args = h.get("args") or [path]
-    env = dict(e.split("=", 1) for e in h.get("env") or ())
+    # No "env" at all: the hook inherits the runtime's environment (as runc's and crun's hooks do).
+    env = os.environ if h.get("env") is None else dict(e.split("=", 1) for e in h["env"])
     timeout = h.get("timeout")
     rin, win = os.pipe()
     rout, wout = os.pipe()
