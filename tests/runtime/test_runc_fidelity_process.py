@@ -39,3 +39,12 @@ def test_hook_without_env_inherits_the_runtime_environment(rt, bundle, cid, tmp_
     env = dict(os.environ, BERTH_HOOK_PROBE="hello-hook")
     run(rt, bundle.sh("true"), cid, env=env)
     assert "BERTH_HOOK_PROBE=hello-hook" in out.read_text().splitlines()
+
+
+def test_log_that_cannot_be_opened_is_an_error_at_once(rt, tmp_path):
+    bad = str(tmp_path / "no-such-dir" / "runtime.log")
+    p = rt("--log", bad, "list", check=False)
+    assert p.returncode != 0 and "no-such-dir" in p.stderr
+    good = tmp_path / "runtime.log"
+    rt("--log", str(good), "list")
+    assert good.exists()

@@ -11,6 +11,10 @@ from berth.runtime import jsonio
 class Log:
     def __init__(self, path: str | None = None, fmt: str = "text", debug: bool = False):
         self.path, self.fmt, self.debug_on = path, fmt, debug
+        if path:
+            # As runc: a --log that cannot be opened is an error at once, before the command runs (not a
+            # silent fallback when the first error has to be written).
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644))
 
     def _write(self, level: str, msg: str) -> None:
         now = time.time()
