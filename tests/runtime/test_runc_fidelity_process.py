@@ -48,3 +48,13 @@ def test_log_that_cannot_be_opened_is_an_error_at_once(rt, tmp_path):
     good = tmp_path / "runtime.log"
     rt("--log", str(good), "list")
     assert good.exists()
+
+
+def test_exec_gets_its_own_session_and_process_group(rt, bundle, cid):
+    bundle.args("sleep", "60")
+    rt("run", "--detach", "--bundle", bundle.write(), cid)
+    line = rt("exec", cid, "cat", "/proc/self/stat").stdout
+    pid = line.split()[0]
+    # the fields after "(comm)": state, ppid, pgrp, session
+    fields = line.rsplit(")", 1)[1].split()
+    assert fields[2] == pid and fields[3] == pid

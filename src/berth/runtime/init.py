@@ -209,6 +209,8 @@ def exec_child(ctx: Context, chan: Channel):
             os.close(master)
             tty.make_controlling(slave)
             os.close(slave)
+        else:
+            os.setsid()  # as runc: its own session and process group, not the caller's
         chan.expect("joined")  # the runtime has put us in the container's cgroup (v2: by pid)
         path, env, tramp = _prepare_process(ctx, p)
         chan.close()
