@@ -21,6 +21,8 @@ class DaemonConfig:
     log_max_size: int = 10 << 20  # json-file rotation default, per container
     log_max_files: int = 2
     monitor: str = "shared"  # one monitor host for all containers, or "per-container" (isolation)
+    audit_log_max_size: int = 10 << 20  # audit.jsonl and events.jsonl rotation (berth.daemon.audit)
+    audit_log_max_files: int = 5
 
     @property
     def runtime_root(self) -> str:
@@ -50,6 +52,10 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
     p.add_argument("--monitor", default=None, choices=["shared", "per-container"],
                    help="one monitor process for every container (default), or one per container "
                         "(BERTH_MONITOR)")
+    p.add_argument("--audit-log-max-size", default=None,
+                   help="rotate audit.jsonl and events.jsonl at this size (default 10m; k, m, g suffixes)")
+    p.add_argument("--audit-log-max-files", type=int, default=None,
+                   help="audit/events log files kept, the current one included (default 5)")
     a = p.parse_args(argv)
     env = os.environ
     hosts = a.host or ([env["BERTH_HOST"]] if env.get("BERTH_HOST") else None)
@@ -63,6 +69,17 @@ def parse_args(argv: list[str] | None = None) -> DaemonConfig:
     cfg.runtime = a.runtime or env.get("BERTH_RUNTIME") or default_runtime()
     cfg.log_level = a.log_level
     cfg.monitor = a.monitor or env.get("BERTH_MONITOR") or cfg.monitor
+    if a.audit_log_max_size:
+        v = a.audit_log_max_size.strip().lower().rstrip("b")
+        mult = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}.get(v[-1:], 1)
+        try:
+            cfg.audit_log_max_size = int(v[:-1] if mult > 1 else v) * mult
+        except ValueError:
+            p.error(f"--audit-log-max-size: {a.audit_log_max_size!r} is not a size")
+    if a.audit_log_max_files is not None:
+        if a.audit_log_max_files < 1:
+            p.error("--audit-log-max-files must be at least 1")
+        cfg.audit_log_max_files = a.audit_log_max_files
     if cfg.monitor not in ("shared", "per-container"):
         p.error(f"BERTH_MONITOR: {cfg.monitor!r} is neither shared nor per-container")
     return cfg

@@ -61,8 +61,8 @@ class Engine:
         for d in (cfg.root, os.path.join(cfg.root, "containers"), cfg.exec_root,
                   os.path.join(cfg.exec_root, "containers"), cfg.runtime_root):
             os.makedirs(d, mode=0o710, exist_ok=True)
-        self.events = Events(os.path.join(cfg.root, "events.jsonl"))
-        self.audit = AuditLog(os.path.join(cfg.root, "audit.jsonl"))
+        self.events = Events(os.path.join(cfg.root, "events.jsonl"), cfg.audit_log_max_size, cfg.audit_log_max_files)
+        self.audit = AuditLog(os.path.join(cfg.root, "audit.jsonl"), cfg.audit_log_max_size, cfg.audit_log_max_files)
         self.store = open_store(cfg.root, cfg.storage_driver)
         self.containers: dict[str, Container] = {}
         self.names: dict[str, str] = {}

@@ -74,6 +74,7 @@ class Request:
     params: dict[str, str] = field(default_factory=dict)
     _consumed: bool = False
     audit_id: str = ""  # set by the audit hook's begin record
+    audit_extra: dict[str, Any] = field(default_factory=dict)  # handler's details for the end record
 
     def q(self, name: str, default: str | None = None) -> str | None:
         vals = self.query.get(name)
@@ -182,12 +183,17 @@ class Hijack:
 Handler = Callable[[Request], Awaitable[Response | Stream | Hijack]]
 
 
+# Whether a request changes state (and is audited): a route's fixed mark, or a test of the request.
+Mutating = bool | Callable[[Request], bool]
+
+
 class Router:
     def __init__(self) -> None:
-        self.routes: list[tuple[str, re.Pattern[str], Handler, bool]] = []
+        self.routes: list[tuple[str, re.Pattern[str], Handler, Mutating]] = []
 
-    def add(self, method: str, pattern: str, handler: Handler, mutating: bool | None = None) -> None:
-        """pattern: a path with {name} (one segment) or {name:.*} (greedy) parts."""
+    def add(self, method: str, pattern: str, handler: Handler, mutating: Mutating | None = None) -> None:
+        """pattern: a path with {name} (one segment) or {name:.*} (greedy) parts. mutating: whether
+        the route changes state (audited); by default every method but GET and HEAD does."""
         rx = "^" + re.sub(
             r"\{(\w+)(?::([^}]+))?\}", lambda m: f"(?P<{m.group(1)}>{m.group(2) or '[^/]+'})", pattern
         ) + "$"
@@ -195,7 +201,7 @@ class Router:
             mutating = method not in ("GET", "HEAD")
         self.routes.append((method, re.compile(rx), handler, mutating))
 
-    def match(self, method: str, path: str) -> tuple[Handler, dict[str, str], bool]:
+    def match(self, method: str, path: str) -> tuple[Handler, dict[str, str], Mutating]:
         allowed = False
         for m, rx, h, mut in self.routes:
             mo = rx.match(path)
@@ -539,15 +545,14 @@ class _Connection:
 
 
 def mutating_of(router: Router, req: Request) -> bool:
-    if req.method in ("GET", "HEAD"):
-        return False
-    parts = req.path.split("/")  # "", "containers", ID, action
-    if req.method == "POST" and len(parts) == 4 and parts[1] == "containers" and (
-            parts[3] == "wait" or parts[3] == "attach" and not req.qbool("stdin")):
-        # POSTs that change nothing: waiting, and attaching only to read the output (as GET /logs);
-        # attaching stdin (input into the container) is audited.
-        return False
-    return not req.path.startswith(("/_ping", "/containers/create_probe"))
+    """Whether `req` is audited: its route's mark (see Router.add), never its path's spelling (a
+    container may be named anything). A request no route takes is kept if it is not a GET/HEAD: an
+    attempt at a change is worth a record."""
+    try:
+        _, _, mut = router.match(req.method, req.path)
+    except _HTTPError:
+        return req.method not in ("GET", "HEAD")
+    return bool(mut(req)) if callable(mut) else mut
 
 
 def _err_body(msg: str) -> bytes:

@@ -72,7 +72,8 @@ async def serve(cfg: DaemonConfig) -> None:
         obj = p.get("id") or p.get("name") or req.q("name") or req.q("container") or None
         rec = eng.audit.record(uid=req.peer.uid, gid=req.peer.gid, pid=req.peer.pid, method=req.method,
                                path=req.path, obj=obj, status=status, error=err, rid=req.audit_id,
-                               query="&".join(f"{k}={v[-1]}" for k, v in req.query.items() if k != "filters"))
+                               query="&".join(f"{k}={v[-1]}" for k, v in req.query.items() if k != "filters"),
+                               extra=req.audit_extra if status is not None else None)
         req.audit_id = rec["rid"]
 
     server = Server(build_router(eng), audit=audit)

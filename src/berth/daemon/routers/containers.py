@@ -261,9 +261,10 @@ def register(r: Router, eng: Engine) -> None:
     r.add("POST", "/containers/{id}/unpause", unpause)
     r.add("POST", "/containers/{id}/rename", rename)
     r.add("POST", "/containers/{id}/update", update)
-    r.add("POST", "/containers/{id}/wait", wait)
+    r.add("POST", "/containers/{id}/wait", wait, mutating=False)  # waiting changes nothing
     r.add("POST", "/containers/{id}/resize", resize)
-    r.add("POST", "/containers/{id}/attach", attach)
+    # Attaching only to read the output is as read-only as GET /logs; input into it is a change.
+    r.add("POST", "/containers/{id}/attach", attach, mutating=lambda req: req.qbool("stdin"))
     r.add("GET", "/containers/{id}/logs", logs)
     r.add("GET", "/containers/{id}/top", top)
     r.add("GET", "/containers/{id}/stats", stats)

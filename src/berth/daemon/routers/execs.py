@@ -19,7 +19,10 @@ def register(r: Router, eng: Engine) -> None:
 
     async def create(req: Request):
         c = eng.get(req.params["id"])
-        ex = execs.create(eng, c, await req.json(required=True))
+        body = await req.json(required=True)
+        if isinstance(body, dict):  # what is to run in the container goes on record (audit)
+            req.audit_extra["cmd"] = body.get("Cmd")
+        ex = execs.create(eng, c, body)
         return json_response({"Id": ex.id}, 201)
 
     async def start(req: Request):

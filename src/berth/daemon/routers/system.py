@@ -109,9 +109,7 @@ def register(r: Router, eng: Engine) -> None:
         since = _float(req.q("since"))
         until = _float(req.q("until"))
         q = eng.events.subscribe()
-        history = [ev for ev in eng.events.history
-                   if (since is not None and ev["timeNano"] >= since * 1e9)
-                   and (until is None or ev["timeNano"] <= until * 1e9)] if since is not None else []
+        history = await eng.to_thread(eng.events.replay, since, until)  # rotated files too
 
         async def gen():
             try:
