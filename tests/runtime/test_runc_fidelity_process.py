@@ -58,3 +58,14 @@ def test_exec_gets_its_own_session_and_process_group(rt, bundle, cid):
     # the fields after "(comm)": state, ppid, pgrp, session
     fields = line.rsplit(")", 1)[1].split()
     assert fields[2] == pid and fields[3] == pid
+
+
+@pytest.mark.skipif(not IS_BERTH, reason="--cgroup-manager is crun's flag (podman passes it to crun); runc has none")
+def test_cgroup_manager_flag(rt, bundle, cid):
+    rt("--cgroup-manager", "cgroupfs", "list")
+    bundle.sh("true")
+    rt("--cgroup-manager", "cgroupfs", "run", "--bundle", bundle.write(), cid)
+    p = rt("--cgroup-manager", "systemd", "run", "--bundle", bundle.write(), cid, check=False)
+    assert p.returncode != 0 and "systemd" in p.stderr
+    p = rt("--cgroup-manager", "bogus", "list", check=False)
+    assert p.returncode != 0 and "bogus" in p.stderr

@@ -32,11 +32,13 @@ global options:
   --log-format FORMAT   text or json
   --debug               debug logging
   --systemd-cgroup      use the systemd cgroup driver (not supported: reported as an error)
+  --cgroup-manager M    cgroupfs, or systemd (crun's flag; systemd = --systemd-cgroup)
   --version, -v         print the version
 """
 
 # kind: b = bool, s = string, i = int, l = repeatable string
 _GLOBAL = {"root": "s", "log": "s", "log-format": "s", "debug": "b", "systemd-cgroup": "b", "criu": "s",
+           "cgroup-manager": "s",
            "rootless": "s", "help": "b", "h": "b", "version": "b", "v": "b"}
 _CREATE = {"bundle": "s", "b": "bundle", "console-socket": "s", "pid-file": "s", "no-pivot": "b",
            "no-new-keyring": "b", "preserve-fds": "i", "help": "b", "h": "help"}
@@ -134,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         log = Log(g.get("log"), g.get("log-format", "text"), g.get("debug", False))
         if g.get("log-format", "text") not in ("text", "json"):
             raise UsageError(f"--log-format {g['log-format']!r}: use text or json")
+        if g.get("cgroup-manager", "cgroupfs") not in ("cgroupfs", "systemd"):
+            raise UsageError(f"--cgroup-manager {g['cgroup-manager']!r}: use cgroupfs or systemd")
         if g.get("version") or g.get("v"):
             from berth.runtime.spec import OCI_VERSION
 

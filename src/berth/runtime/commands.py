@@ -16,7 +16,7 @@ def _opts(g: dict, f: dict, log) -> "C.Options":
                      no_pivot=f.get("no-pivot", False), no_new_keyring=f.get("no-new-keyring", False),
                      preserve_fds=f.get("preserve-fds", 0) or 0,
                      detach=f.get("detach", False), keep=f.get("keep", False),
-                     systemd_cgroup=g.get("systemd-cgroup", False), warn=log.warn)
+                     systemd_cgroup=g.get("systemd-cgroup", False) or g.get("cgroup-manager") == "systemd", warn=log.warn)
 
 
 def _id(pos: list[str], cmd: str, extra_ok: bool = False) -> str:
