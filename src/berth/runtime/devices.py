@@ -22,6 +22,8 @@ def create_all(root: str, devices: list[dict], userns: bool) -> None:
     old = os.umask(0)
     try:
         for d in list(devices) + DEFAULT_DEVICES:
+            # A cleaned path, as runc takes it: "/dev/foo/" is the node /dev/foo.
+            d = dict(d, path="/" + os.path.normpath(d["path"]).lstrip("/"))
             if d["path"] in seen:
                 continue
             seen.add(d["path"])
