@@ -66,10 +66,10 @@ def test_env_cwd_and_home(rt, bundle, cid):
     assert out[:4] == ["bar baz", "/tmp/work/dir", "/root", "/tmp/work/dir"]
 
 
-def test_missing_cwd_is_an_error(rt, bundle, cid):
-    bundle.process["cwd"] = "/does/not/exist"
+def test_cwd_that_cannot_be_made_is_an_error(rt, bundle, cid):
+    bundle.process["cwd"] = "/etc/passwd/sub"  # a missing cwd is created (as runc): not below a file
     p = in_container(bundle, rt, cid, "true", check=False)
-    assert p.returncode != 0 and "/does/not/exist" in p.stderr
+    assert p.returncode != 0 and "/etc/passwd" in p.stderr
     assert rt.ids() == []
 
 

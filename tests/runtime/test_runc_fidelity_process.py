@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from .rt_helpers import IS_BERTH, run
+from .rt_helpers import IS_BERTH, in_container, run
 
 
 def _hook(script: str, env: list[str] | None = None) -> dict:
@@ -69,3 +69,13 @@ def test_cgroup_manager_flag(rt, bundle, cid):
     assert p.returncode != 0 and "systemd" in p.stderr
     p = rt("--cgroup-manager", "bogus", "list", check=False)
     assert p.returncode != 0 and "bogus" in p.stderr
+
+
+def test_missing_cwd_is_created_owned_by_root(rt, bundle, cid):
+    bundle.process["cwd"] = "/made/for/me"
+    bundle.process["user"] = {"uid": 1000, "gid": 1000}
+    out = in_container(bundle, rt, cid, "pwd; id -u").stdout.split()
+    assert out == ["/made/for/me", "1000"]
+    for d in ("made", "made/for", "made/for/me"):
+        st = os.stat(os.path.join(bundle.rootfs, d))
+        assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, 0, 0o755)

@@ -129,6 +129,7 @@ def _init_setup(ctx: Context, chan: Channel) -> None:
     fifo_fd = os.open(ctx.fifo, os.O_PATH | os.O_CLOEXEC)
     if root is not None:
         root.pivot(ctx.no_pivot)
+        _make_cwd(ctx.process.get("cwd"))
     else:
         os.chdir("/")
     p = ctx.process
@@ -185,6 +186,20 @@ def _init_setup(ctx: Context, chan: Channel) -> None:
             os.write(2, f"berth-runtime: {e}\n".encode())
             os._exit(1)
     _exec(ctx, p, path, env, tramp)
+
+
+def _make_cwd(cwd: str | None) -> None:
+    """As runc: a missing process.cwd is created (root-owned, 0755) before the user is switched. After
+    pivot_root the path resolves inside the container's root only, symlinks and ".." included."""
+    if not cwd or os.path.isdir(cwd):
+        return
+    old = os.umask(0o022)
+    try:
+        os.makedirs(cwd, 0o755, exist_ok=True)
+    except OSError as e:
+        raise OSError(e.errno, f"process.cwd {cwd}: cannot create it: {e.strerror}") from None
+    finally:
+        os.umask(old)
 
 
 def exec_child(ctx: Context, chan: Channel):
