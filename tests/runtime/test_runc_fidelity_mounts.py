@@ -11,3 +11,15 @@ def test_device_path_with_trailing_slash_is_cleaned(rt, bundle, cid):
                                                  "access": "rwm"})
     out = in_container(bundle, rt, cid, "stat -c '%n %F %t:%T %a' /dev/fuse").stdout
     assert out.strip() == "/dev/fuse character special file a:e5 640"
+
+
+def test_tmpfs_keeps_the_mode_of_its_mount_point(rt, bundle, cid):
+    import os
+
+    for name, mode in (("priv", 0o711), ("shared", 0o1777)):
+        os.mkdir(os.path.join(bundle.rootfs, name))
+        os.chmod(os.path.join(bundle.rootfs, name), mode)
+        bundle.config["mounts"].append({"destination": "/" + name, "type": "tmpfs", "source": "tmpfs",
+                                        "options": ["nosuid", "size=1m"]})
+    out = in_container(bundle, rt, cid, "stat -c %a /priv /shared; grep -c ' /priv ' /proc/self/mounts").stdout
+    assert out.split() == ["711", "1777", "1"]

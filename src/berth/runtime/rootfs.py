@@ -152,6 +152,10 @@ class Rootfs:
 
     def _fs(self, typ: str, src: str, dest: str, flags: int, props: list[int], data: str, copyup: bool) -> None:
         fd, target = self._target(dest, True)
+        if typ == "tmpfs" and not copyup and "mode=" not in data:
+            # runc keeps the mount point's mode (0711, 1777...) on a tmpfs given no mode= of its own.
+            mode = f"mode={os.stat(target).st_mode & 0o7777:o}"
+            data = f"{mode},{data}" if data else mode
         under = os.open(target, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC) if copyup else -1
         try:
             try:
