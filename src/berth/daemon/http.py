@@ -8,6 +8,7 @@ Handlers get a `Request` and return a `Response`, a `Stream` (chunked, flushed p
 from __future__ import annotations
 
 import asyncio
+import errno
 import fcntl
 import json
 import logging
@@ -27,19 +28,48 @@ from typing import Any
 import h11
 
 from berth import __version__, errors
+from berth.daemon import bodies
 from berth.daemon.audit import SYNC_LATER
 
 log = logging.getLogger("berthd.http")
 
 API_VERSION = "1.41"
 MIN_API_VERSION = "1.24"
+# The newest /vX.Y/ prefix served: API_VERSION is what berth advertises (and clients negotiate), but
+# requests pinned to 1.42/1.43 are served, with those versions' volume prune semantics (routers.volumes).
+MAX_API_VERSION = "1.43"
 SERVER = f"berth/{__version__} (linux)"
 _VERSION_PREFIX = re.compile(r"^/v(\d+\.\d+)(/.*)$")
 _MAX_EVENT = 1 << 20
+_PARSE_INLINE = 256 << 10  # JSON bodies larger than this are parsed off the event loop
+
+
+@dataclass
+class Limits:
+    """What a client may hold of the daemon: how long it may take to send a request's head and
+    body, how long a keep-alive connection may sit idle, how many connections are open at once,
+    how large a JSON body may be (streamed bodies such as image load or archive PUT: no limit)."""
+
+    header_timeout: float = 60.0  # from accept (or the first byte of a keep-alive request) to the head's end
+    body_timeout: float = 60.0  # longest silence while a request body is being received
+    idle_timeout: float = 300.0  # a keep-alive connection between requests
+    max_connections: int = 1000
+    max_json_body: int = 32 << 20
+    accept_retry: float = 0.5  # out of file descriptors: stop accepting this long, then try again
+
+
+class PayloadTooLarge(errors.InvalidArgument):
+    """A JSON body over Limits.max_json_body (HTTP 413)."""
+
+
+class _ClientStalled(Exception):
+    """The client sent part of a request body and then nothing for Limits.body_timeout."""
 
 
 def status_for(exc: BaseException) -> int:
     """The one place where berth's error taxonomy becomes HTTP status codes."""
+    if isinstance(exc, PayloadTooLarge):
+        return 413
     if isinstance(exc, errors.InvalidArgument):
         return 400
     if isinstance(exc, errors.PermissionDenied):
@@ -75,6 +105,7 @@ class Request:
     _consumed: bool = False
     audit_id: str = ""  # set by the audit hook's begin record
     audit_extra: dict[str, Any] = field(default_factory=dict)  # handler's details for the end record
+    max_json_body: int = Limits.max_json_body
 
     def q(self, name: str, default: str | None = None) -> str | None:
         vals = self.query.get(name)
@@ -130,16 +161,49 @@ class Request:
         chunks = [c async for c in self.stream()]
         return b"".join(chunks)
 
-    async def json(self, required: bool = False) -> Any:
-        raw = await self.body()
+    async def json(self, schema: bodies.T | None = None, required: bool = False) -> Any:
+        """The body as JSON, at most `max_json_body` bytes, checked against `schema` (berth.daemon.bodies:
+        every JSON endpoint passes one, so a wrongly typed field is a 400 naming it, never a 500)."""
+        limit = self.max_json_body
+        try:
+            declared = int(self.headers.get("content-length") or 0)
+        except ValueError:
+            declared = 0
+        if declared > limit:
+            raise PayloadTooLarge(f"request body is too large: {declared} bytes (at most {limit} for JSON)")
+        chunks: list[bytes] = []
+        size = 0
+        async for c in self.stream():
+            size += len(c)
+            if size > limit:
+                raise PayloadTooLarge(f"request body is too large: more than {limit} bytes (at most {limit} for JSON)")
+            chunks.append(c)
+        raw = b"".join(chunks)
         if not raw.strip():
             if required:
                 raise errors.InvalidArgument("request body is empty: a JSON object is required")
             return None
-        try:
-            return json.loads(raw)
-        except ValueError as e:
-            raise errors.InvalidArgument(f"invalid JSON in request body: {e}")
+        obj = _parse_json(raw) if len(raw) <= _PARSE_INLINE else await asyncio.to_thread(_parse_json, raw)
+        if schema is not None:
+            bodies.check(obj, schema)
+        return obj
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _parse_json(raw: bytes) -> Any:
+    """json.loads with JSON's own rules (no NaN/Infinity) and a bound on nesting."""
+    try:
+        obj = json.loads(raw, parse_constant=_reject_constant)
+    except RecursionError:
+        raise errors.InvalidArgument(f"invalid JSON in request body: nested more than {bodies.MAX_DEPTH} levels deep")
+    except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, the constants above
+        raise errors.InvalidArgument(f"invalid JSON in request body: {e}")
+    if not bodies.depth_ok(obj):
+        raise errors.InvalidArgument(f"invalid JSON in request body: nested more than {bodies.MAX_DEPTH} levels deep")
+    return obj
 
 
 @dataclass
@@ -233,11 +297,110 @@ def peer_of(writer: asyncio.StreamWriter) -> Peer:
 AuditHook = Callable[[Request, int, str | None], None]
 
 
+_OUT_OF_FDS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+_LOG_EVERY = 60.0  # at most one line per condition this often, however often it recurs
+
+
 class Server:
-    def __init__(self, router: Router, audit: AuditHook | None = None) -> None:
+    def __init__(self, router: Router, audit: AuditHook | None = None, limits: Limits | None = None) -> None:
         self.router = router
         self.audit = audit
+        self.limits = limits or Limits()
         self.connections: set[asyncio.Task] = set()
+        self._listeners: list[socket.socket] = []
+        self._paused: str | None = None  # "cap" or "fds" while not accepting
+        self._retry: asyncio.TimerHandle | None = None
+        self._logged: dict[str, float] = {}  # condition -> when its beginning was last logged
+        self._said: set[str] = set()  # conditions whose beginning this episode was logged
+
+    # -- accepting: our own loop, so that the connection cap and running out of file descriptors
+    # pause it (asyncio's logs a traceback per failed accept) ---------------------------------------
+    def listen(self, sock: socket.socket) -> None:
+        """Serve connections accepted on the (listening) `sock` until close()."""
+        sock.setblocking(False)
+        self._listeners.append(sock)
+        if self._paused is None:
+            asyncio.get_running_loop().add_reader(sock.fileno(), self._accept, sock)
+
+    def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sock in self._listeners:
+            if self._paused is None:
+                loop.remove_reader(sock.fileno())
+            sock.close()
+        self._listeners.clear()
+        if self._retry:
+            self._retry.cancel()
+
+    def _accept(self, sock: socket.socket) -> None:
+        for _ in range(100):  # a batch per wakeup, then the other work on the loop has its turn
+            if len(self.connections) >= self.limits.max_connections:
+                self._pause("cap", f"{len(self.connections)} connections open, the limit "
+                                   f"(--max-connections): not accepting more until some close")
+                return
+            try:
+                conn, _ = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                if e.errno in _OUT_OF_FDS:
+                    self._pause("fds", f"cannot accept connections: {e.strerror} ({len(self.connections)} "
+                                       f"open); retrying every {self.limits.accept_retry:g} s")
+                    self._retry = asyncio.get_running_loop().call_later(self.limits.accept_retry, self._resume,
+                                                                        "fds")
+                    return
+                if e.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EPERM):
+                    continue  # that client is gone already
+                raise
+            conn.setblocking(False)
+            task = asyncio.get_running_loop().create_task(self._serve_accepted(conn))
+            self.connections.add(task)
+            task.add_done_callback(self._closed)
+
+    def _pause(self, why: str, msg: str) -> None:
+        if self._paused is not None:
+            return
+        self._paused = why
+        loop = asyncio.get_running_loop()
+        for sock in self._listeners:
+            loop.remove_reader(sock.fileno())
+        now = time.monotonic()
+        if now - self._logged.get(why, -_LOG_EVERY) >= _LOG_EVERY:
+            self._logged[why] = now
+            self._said.add(why)
+            log.warning("%s", msg)
+
+    def _resume(self, why: str) -> None:
+        if self._paused != why:
+            return
+        self._paused = None
+        self._retry = None
+        if why in self._said:
+            self._said.discard(why)
+            log.warning("accepting connections again (%d open)", len(self.connections))
+        loop = asyncio.get_running_loop()
+        for sock in self._listeners:
+            loop.add_reader(sock.fileno(), self._accept, sock)
+            self._accept(sock)  # what queued meanwhile, without waiting for another wakeup
+            if self._paused is not None:
+                return
+
+    def _closed(self, task: asyncio.Task) -> None:
+        self.connections.discard(task)
+        if self._paused == "cap" and len(self.connections) < self.limits.max_connections:
+            self._resume("cap")
+
+    async def _serve_accepted(self, conn: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=1 << 20)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        try:
+            transport, _ = await loop.connect_accepted_socket(lambda: protocol, sock=conn)
+        except OSError:
+            conn.close()
+            return
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        await self.handle(reader, writer)
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -245,7 +408,7 @@ class Server:
             self.connections.add(task)
         try:
             await _Connection(self, reader, writer).serve()
-        except (ConnectionError, asyncio.IncompleteReadError, h11.ProtocolError):
+        except (ConnectionError, asyncio.IncompleteReadError, h11.ProtocolError, TimeoutError, _ClientStalled):
             pass
         except asyncio.CancelledError:
             pass
@@ -279,14 +442,40 @@ class _Connection:
         self.peer = peer_of(writer)
         self._head = False
 
-    async def _next_event(self) -> Any:
+    async def _next_event(self, timeout: float | None = None) -> Any:
+        """The next h11 event; `timeout`: the longest wait for each read (TimeoutError after it)."""
         while True:
             ev = self.conn.next_event()
             if ev is h11.NEED_DATA:
-                data = await self.reader.read(65536)
+                if timeout is None:
+                    data = await self.reader.read(65536)
+                else:
+                    async with asyncio.timeout(timeout):
+                        data = await self.reader.read(65536)
                 self.conn.receive_data(data)
                 continue
             return ev
+
+    async def _next_head(self, first: bool) -> Any:
+        """The next request's head: a client has `header_timeout` from the accept (the first request)
+        or from the first byte (later ones) to send it whole; a keep-alive connection may wait
+        `idle_timeout` for that first byte. TimeoutError: close without an answer, as Go's servers do."""
+        lim = self.server.limits
+        ev = self.conn.next_event()
+        if ev is not h11.NEED_DATA:
+            return ev
+        if not first and not self.conn.trailing_data[0]:
+            async with asyncio.timeout(lim.idle_timeout):
+                data = await self.reader.read(65536)
+            self.conn.receive_data(data)
+        async with asyncio.timeout(lim.header_timeout):
+            return await self._next_event()
+
+    async def _body_event(self) -> Any:
+        try:
+            return await self._next_event(self.server.limits.body_timeout)
+        except TimeoutError:
+            raise _ClientStalled(f"no data for {self.server.limits.body_timeout:g} s in the request body") from None
 
     async def _send(self, ev: Any) -> None:
         data = self.conn.send(ev)
@@ -295,8 +484,14 @@ class _Connection:
             await self.writer.drain()
 
     async def serve(self) -> None:
+        first = True
         while True:
-            ev = await self._next_event()
+            try:
+                ev = await self._next_head(first)
+            except h11.RemoteProtocolError as e:
+                await self._refuse(e)
+                return
+            first = False
             if isinstance(ev, (h11.ConnectionClosed,)) or ev is h11.PAUSED:
                 return
             if not isinstance(ev, h11.Request):
@@ -309,16 +504,31 @@ class _Connection:
             try:
                 # Drain an unread request body so the next request parses.
                 while self.conn.their_state is h11.SEND_BODY:
-                    e = await self._next_event()
+                    e = await self._body_event()
                     if isinstance(e, (h11.EndOfMessage, h11.ConnectionClosed)):
                         break
                 self.conn.start_next_cycle()
             except h11.LocalProtocolError:
                 return
 
+    async def _refuse(self, e: h11.RemoteProtocolError) -> None:
+        """Answer a request h11 cannot parse (bad request line, headers, chunked framing) with a 400 (or
+        431 for a head too large) and a message, then close; nothing for the log."""
+        if self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return
+        body = _err_body(f"malformed HTTP request: {e}")
+        hdrs = [*_base_headers(), ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                ("Connection", "close")]
+        try:
+            await self._send(h11.Response(status_code=e.error_status_hint, headers=hdrs))
+            await self._send(h11.Data(data=body))
+            await self._send(h11.EndOfMessage())
+        except (ConnectionError, OSError, h11.LocalProtocolError):
+            pass
+
     async def _body_iter(self) -> AsyncIterator[bytes]:
         while self.conn.their_state is h11.SEND_BODY:
-            ev = await self._next_event()
+            ev = await self._body_event()
             if isinstance(ev, h11.Data):
                 yield bytes(ev.data)
             elif isinstance(ev, h11.EndOfMessage):
@@ -343,6 +553,7 @@ class _Connection:
             headers=headers,
             peer=self.peer,
             _body=self._body_iter,
+            max_json_body=self.server.limits.max_json_body,
         )
         status, err = 500, None
         t0 = time.monotonic()
@@ -360,6 +571,8 @@ class _Connection:
                     log.exception("audit failed")
         try:
             try:
+                if m:
+                    _check_api_version(api_version)
                 handler, params, mutating = self.server.router.match(req.method, path)
             except _HTTPError as e:
                 status, err = e.status, str(e)
@@ -381,6 +594,15 @@ class _Connection:
                 return True
             except asyncio.CancelledError:
                 raise
+            except h11.RemoteProtocolError as e:  # the body's framing (chunked encoding) is broken
+                status, err = e.error_status_hint, f"malformed HTTP request: {e}"
+                audit_end()
+                await self._refuse(e)
+                return False
+            except _ClientStalled as e:  # no answer: the client is not listening (Go's servers just close)
+                status, err = 408, str(e)
+                audit_end()
+                return False
             except Exception as e:
                 log.error("handler %s %s failed:\n%s", req.method, path, traceback.format_exc())
                 status, err = 500, f"{type(e).__name__}: {e}"
@@ -506,7 +728,7 @@ class _Connection:
     async def _hijack(self, hj: Hijack) -> None:
         # Consume the (empty) request body so h11 sees the end of the request.
         while self.conn.their_state is h11.SEND_BODY:
-            e = await self._next_event()
+            e = await self._body_event()
             if isinstance(e, (h11.EndOfMessage, h11.ConnectionClosed)):
                 break
         pending = b""
@@ -542,6 +764,20 @@ class _Connection:
             if int.from_bytes(buf, sys.byteorder) == 0 or time.monotonic() >= deadline:
                 return
             await asyncio.sleep(0.0005)
+
+
+def _version_tuple(v: str) -> tuple[int, int]:
+    major, minor = v.split(".", 1)
+    return int(major), int(minor)
+
+
+def _check_api_version(v: str) -> None:
+    """dockerd's answer to a /vX.Y/ prefix outside [MIN_API_VERSION, MAX_API_VERSION]: 400 and these words."""
+    if _version_tuple(v) > _version_tuple(MAX_API_VERSION):
+        raise _HTTPError(400, f"client version {v} is too new. Maximum supported API version is {MAX_API_VERSION}")
+    if _version_tuple(v) < _version_tuple(MIN_API_VERSION):
+        raise _HTTPError(400, f"client version {v} is too old. Minimum supported API version is "
+                              f"{MIN_API_VERSION}, please upgrade your client to a newer version")
 
 
 def mutating_of(router: Router, req: Request) -> bool:

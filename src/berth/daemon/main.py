@@ -41,6 +41,16 @@ def _listen_unix(path: str, group: str | None) -> socket.socket:
     return s
 
 
+def _listen_tcp(host: str, port: int) -> socket.socket:
+    fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((host.strip("[]"), port))
+    s.listen(1024)
+    s.setblocking(False)
+    return s
+
+
 def _lock(cfg: DaemonConfig) -> int:
     fd = os.open(os.path.join(cfg.exec_root, "berthd.pid"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
@@ -52,9 +62,29 @@ def _lock(cfg: DaemonConfig) -> int:
     return fd
 
 
+def _lock_root(cfg: DaemonConfig) -> int:
+    """One berthd per --root, whatever its exec-root or socket: an flock on <root>/berthd.lock, held
+    for the daemon's life (O_CLOEXEC: the monitor host and runtimes berthd starts do not inherit it,
+    so a killed berthd's lock is free at once although its containers run on). Holding it, a starting
+    berthd knows that whatever is in flight under the root is a dead daemon's (crash recovery)."""
+    os.makedirs(cfg.root, mode=0o711, exist_ok=True)
+    path = os.path.join(cfg.root, "berthd.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise SystemExit(f"berthd: another berthd (pid {holder}) is running with root {cfg.root} "
+                         f"(it holds {path})")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
 async def serve(cfg: DaemonConfig) -> None:
     from berth.daemon.engine import Engine
-    from berth.daemon.http import Server
+    from berth.daemon.http import Limits, Server
     from berth.daemon.routers import build_router
 
     eng = Engine(cfg)
@@ -76,16 +106,17 @@ async def serve(cfg: DaemonConfig) -> None:
                                extra=req.audit_extra if status is not None else None)
         req.audit_id = rec["rid"]
 
-    server = Server(build_router(eng), audit=audit)
-    servers = []
+    limits = Limits(header_timeout=cfg.header_timeout, body_timeout=cfg.body_timeout,
+                    idle_timeout=cfg.idle_timeout, max_connections=cfg.max_connections,
+                    max_json_body=cfg.max_json_body)
+    server = Server(build_router(eng), audit=audit, limits=limits)
     for h in cfg.hosts:
         if h.startswith("unix://"):
-            sock = _listen_unix(h[len("unix://"):], cfg.group)
-            servers.append(await asyncio.start_unix_server(server.handle, sock=sock, limit=1 << 20))
+            server.listen(_listen_unix(h[len("unix://"):], cfg.group))
         elif h.startswith("tcp://"):
             host, _, port = h[len("tcp://"):].rpartition(":")
             log.warning("listening on TCP %s: no TLS, no authentication", h)
-            servers.append(await asyncio.start_server(server.handle, host or "127.0.0.1", int(port)))
+            server.listen(_listen_tcp(host or "127.0.0.1", int(port)))
         else:
             raise SystemExit(f"berthd: unsupported host {h!r} (unix://PATH or tcp://HOST:PORT)")
     log.info("berthd listening on %s (root %s, exec-root %s, runtime %s)", ", ".join(cfg.hosts), cfg.root,
@@ -96,8 +127,7 @@ async def serve(cfg: DaemonConfig) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("shutting down (containers keep running under their monitor host)")
-    for s in servers:
-        s.close()
+    server.close()
     for t in list(server.connections):
         t.cancel()
     for t in list(eng.bg):
@@ -113,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         print("berthd: must run as root", file=sys.stderr)
         return 1
     os.makedirs(cfg.exec_root, mode=0o711, exist_ok=True)
+    _lock_root(cfg)
     _lock(cfg)
     try:
         asyncio.run(serve(cfg))

@@ -8,7 +8,7 @@ import re
 import time
 
 from berth import errors
-from berth.daemon import monitorctl
+from berth.daemon import bodies, monitorctl
 from berth.daemon.container import Container, parse_rfc3339, parse_rfc3339_ns
 from berth.daemon.engine import Engine, parse_signal
 from berth.daemon.http import Hijack, Request, Router, Stream, close_hijacked, empty, json_response
@@ -17,7 +17,7 @@ from berth.daemon.logs import read_logs
 
 def register(r: Router, eng: Engine) -> None:
     async def create(req: Request):
-        body = await req.json(required=True)
+        body = await req.json(bodies.CONTAINER_CREATE, required=True)
         c, warnings = await eng.create(body, req.q("name") or None)
         return json_response({"Id": c.id, "Warnings": warnings}, 201)
 
@@ -102,7 +102,7 @@ def register(r: Router, eng: Engine) -> None:
 
     async def update(req: Request):
         c = eng.get(req.params["id"])
-        warnings = await eng.update(c, await req.json(required=True))
+        warnings = await eng.update(c, await req.json(bodies.CONTAINER_UPDATE, required=True))
         return json_response({"Warnings": warnings})
 
     async def wait(req: Request):

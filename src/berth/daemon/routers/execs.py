@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from berth import errors
-from berth.daemon import execs, monitorctl
+from berth.daemon import bodies, execs, monitorctl
 from berth.daemon.engine import Engine
 from berth.daemon.http import Hijack, Request, Router, close_hijacked, empty, json_response
 
@@ -19,7 +19,7 @@ def register(r: Router, eng: Engine) -> None:
 
     async def create(req: Request):
         c = eng.get(req.params["id"])
-        body = await req.json(required=True)
+        body = await req.json(bodies.EXEC_CREATE, required=True)
         if isinstance(body, dict):  # what is to run in the container goes on record (audit)
             req.audit_extra["cmd"] = body.get("Cmd")
         ex = execs.create(eng, c, body)
@@ -27,7 +27,7 @@ def register(r: Router, eng: Engine) -> None:
 
     async def start(req: Request):
         ex = get_exec(req.params["id"])
-        body = await req.json() or {}
+        body = await req.json(bodies.EXEC_START) or {}
         if not isinstance(body, dict):
             raise errors.InvalidArgument("invalid JSON: exec start body must be an object")
         detach = bool(body.get("Detach"))

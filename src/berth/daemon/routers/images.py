@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import AsyncIterator
 
 from berth import errors
+from berth.daemon import bodies
 from berth.daemon.container import parse_rfc3339
 from berth.daemon.engine import Engine
 from berth.daemon.http import Request, Response, Router, Stream, empty, json_response
@@ -196,7 +197,7 @@ def register(r: Router, eng: Engine) -> None:
 
     async def commit(req: Request):
         c = eng.get(req.q("container") or "")
-        body = await req.json() or {}
+        body = await req.json(bodies.COMMIT) or {}
         if not isinstance(body, dict):
             raise errors.InvalidArgument("invalid JSON: commit config must be an object")
         repo = req.q("repo") or ""

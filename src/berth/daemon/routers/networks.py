@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from berth import errors
+from berth.daemon import bodies
 from berth.daemon.engine import Engine
 from berth.daemon.http import Request, Router, json_response
 
@@ -37,6 +38,7 @@ def register(r: Router, eng: Engine) -> None:
         return json_response(_net(find(req.params["id"])))
 
     async def create(req: Request):
+        await req.json(bodies.NETWORK_CREATE, required=True)  # a malformed body is a 400 even here
         raise errors.Unsupported("creating networks needs bridge networking, which berth does not implement yet")
 
     async def prune(req: Request):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from berth import errors
+from berth.daemon import bodies
 from berth.daemon.engine import Engine
 from berth.daemon.http import Request, Router, empty, json_response
 
@@ -22,7 +23,7 @@ def register(r: Router, eng: Engine) -> None:
         return v
 
     async def create(req: Request):
-        body = await req.json() or {}
+        body = await req.json(bodies.VOLUME_CREATE) or {}
         if not isinstance(body, dict):
             raise errors.InvalidArgument("invalid JSON: volume config must be an object")
         name = body.get("Name") or None
