@@ -79,3 +79,14 @@ def test_missing_cwd_is_created_owned_by_root(rt, bundle, cid):
     for d in ("made", "made/for", "made/for/me"):
         st = os.stat(os.path.join(bundle.rootfs, d))
         assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, 0, 0o755)
+
+
+def test_stdio_pipes_belong_to_the_container_user(rt, bundle, cid):
+    import subprocess
+
+    bundle.process["user"] = {"uid": 1000, "gid": 1000}
+    bundle.sh("echo out > /proc/self/fd/1; echo err > /dev/stderr; cat /proc/self/fd/0")
+    p = subprocess.run([rt.exe, "--root", rt.root, "run", "--bundle", bundle.write(), cid], input=b"in\n",
+                       capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == [b"out", b"in"] and b"err" in p.stderr

@@ -284,6 +284,7 @@ def _prepare_process(ctx: Context, p: dict) -> tuple[str, dict, int | None]:
     except OSError:
         if user.get("additionalGids"):
             raise
+    _chown_stdio(uid)
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
     if capabilities is not None:
@@ -292,6 +293,21 @@ def _prepare_process(ctx: Context, p: dict) -> tuple[str, dict, int | None]:
                 C.mask(capabilities.get("inheritable")), C.mask(capabilities.get("ambient")))
     os.umask(user["umask"] if user.get("umask") is not None else 0o022)
     return path, env, tramp
+
+
+def _chown_stdio(uid: int) -> None:
+    """As runc: stdio pipes and sockets made by the caller (root) become the container user's, so that a
+    non-root process can reopen /proc/self/fd/0..2 (/dev/stdout). Only the owner changes; files and
+    devices are left alone. Where the kernel refuses (unmapped ids in a user namespace), leave it."""
+    import stat
+
+    for fd in (0, 1, 2):
+        try:
+            st = os.fstat(fd)
+            if st.st_uid != uid and (stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode)):
+                os.fchown(fd, uid, -1)
+        except OSError:
+            pass  # closed, or EINVAL/EPERM: not worth failing the start over
 
 
 def _load_seccomp(ctx: Context) -> None:
