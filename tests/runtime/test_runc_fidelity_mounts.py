@@ -23,3 +23,9 @@ def test_tmpfs_keeps_the_mode_of_its_mount_point(rt, bundle, cid):
                                         "options": ["nosuid", "size=1m"]})
     out = in_container(bundle, rt, cid, "stat -c %a /priv /shared; grep -c ' /priv ' /proc/self/mounts").stdout
     assert out.split() == ["711", "1777", "1"]
+
+
+def test_loopback_is_up_in_a_new_network_namespace(rt, bundle, cid):
+    out = in_container(bundle, rt, cid, "cat /sys/class/net/lo/flags; ip link show lo").stdout
+    assert int(out.split()[0], 16) & 0x1
+    assert "UP" in out.split("<", 1)[1].split(">", 1)[0].split(",")

@@ -367,3 +367,32 @@ PER_LINUX32 = 0x0008
 def personality(persona: int) -> None:
     if _libc.personality(cdll.c_ulong(persona)) == -1:
         raise _fail(f"personality {persona:#x}")
+
+
+class _IfreqFlags(cdll.Structure):
+    # struct ifreq: a 16-byte name, then a 24-byte union whose first member is ifr_flags
+    _fields_ = [("name0", cdll.c_ulong), ("name1", cdll.c_ulong), ("flags", cdll.c_ushort),
+                ("_pad0", cdll.c_ushort), ("_pad1", cdll.c_uint), ("_pad2", cdll.c_ulong), ("_pad3", cdll.c_ulong)]
+
+
+SIOCGIFFLAGS = 0x8913
+SIOCSIFFLAGS = 0x8914
+IFF_UP = 0x1
+
+
+def link_up(name: str) -> None:
+    """Set IFF_UP on a network interface of our network namespace (SIOCGIFFLAGS/SIOCSIFFLAGS)."""
+    import _socket
+
+    raw = name.encode()[:15].ljust(16, b"\0")
+    req = _IfreqFlags(int.from_bytes(raw[:8], "little"), int.from_bytes(raw[8:], "little"), 0, 0, 0, 0, 0)
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
+        if _libc.ioctl(s.fileno(), cdll.c_ulong(SIOCGIFFLAGS), cdll.byref(req)) < 0:
+            raise _fail(f"ioctl SIOCGIFFLAGS {name}")
+        if not req.flags & IFF_UP:
+            req.flags |= IFF_UP
+            if _libc.ioctl(s.fileno(), cdll.c_ulong(SIOCSIFFLAGS), cdll.byref(req)) < 0:
+                raise _fail(f"ioctl SIOCSIFFLAGS {name}")
+    finally:
+        s.close()

@@ -96,6 +96,8 @@ def _init_setup(ctx: Context, chan: Channel) -> None:
             flags |= NS_FLAGS[t]
     if flags:
         L.unshare(flags)
+    if "network" in ctx.new_ns:
+        L.link_up("lo")  # as runc: a new network namespace has its loopback up
     if "uts" in ctx.new_ns or "uts" in ctx.join_ns:
         if cfg.get("hostname"):
             L.sethostname(cfg["hostname"])
