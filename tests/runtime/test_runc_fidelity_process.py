@@ -90,3 +90,26 @@ def test_stdio_pipes_belong_to_the_container_user(rt, bundle, cid):
                        capture_output=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == [b"out", b"in"] and b"err" in p.stderr
+
+
+@pytest.mark.parametrize("key", ["kernel.panic", "vm.swappiness"])
+def test_sysctl_outside_a_namespace_is_rejected(rt, bundle, cid, key):
+    bundle.linux["sysctl"] = {key: "1"}
+    p = in_container(bundle, rt, cid, "true", check=False)
+    assert p.returncode != 0 and key in p.stderr
+    assert rt.ids() == []
+
+
+def test_sysctl_net_in_the_host_netns_is_rejected(rt, bundle, cid):
+    bundle.linux["namespaces"] = [n for n in bundle.linux["namespaces"] if n["type"] != "network"]
+    bundle.linux["sysctl"] = {"net.ipv4.ip_forward": "1"}
+    p = in_container(bundle, rt, cid, "true", check=False)
+    assert p.returncode != 0 and "net.ipv4.ip_forward" in p.stderr
+
+
+def test_namespaced_sysctls_are_set(rt, bundle, cid):
+    if not any(n["type"] == "network" for n in bundle.linux["namespaces"]):
+        bundle.linux["namespaces"].append({"type": "network"})
+    bundle.linux["sysctl"] = {"kernel.shm_rmid_forced": "1", "net.ipv4.ip_forward": "1"}
+    out = in_container(bundle, rt, cid, "cat /proc/sys/kernel/shm_rmid_forced /proc/sys/net/ipv4/ip_forward")
+    assert out.stdout.split() == ["1", "1"]

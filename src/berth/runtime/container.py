@@ -55,6 +55,24 @@ def _namespaces(cfg: dict) -> tuple[list[str], dict[str, str]]:
     return new, join
 
 
+def _check_sysctl(cfg: dict, new_ns: list[str], join_ns: dict[str, str]) -> None:
+    """Only namespaced sysctls, in namespaces of the container's own (a joined path that is the runtime's
+    own namespace is the host's), as runc checks: before anything is made."""
+    from berth.oci.sysctl import check
+
+    own = set(new_ns)
+    for t, path in join_ns.items():
+        try:
+            a, b = os.stat(path), os.stat(f"/proc/self/ns/{NS_PROC[t]}")
+            if (a.st_dev, a.st_ino) != (b.st_dev, b.st_ino):
+                own.add(t)
+        except OSError:
+            own.add(t)
+    why = check(cfg["linux"]["sysctl"], own, bool(cfg.get("hostname")))
+    if why:
+        raise InvalidArgument(f"config.json: linux.sysctl: {why}")
+
+
 # Device cgroup rules every container gets (the nodes the runtime creates in /dev, and ptys).
 _ALLOWED_DEVICES = [
     {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
@@ -132,6 +150,8 @@ def create(cid: str, o: Options, foreground_tty: bool = False, start_message: bo
     if not os.path.isdir(rootfs):
         raise InvalidArgument(f"config.json: root.path: rootfs {rootfs} does not exist or is not a directory")
     new_ns, join_ns = _namespaces(cfg)
+    if (cfg.get("linux") or {}).get("sysctl"):
+        _check_sysctl(cfg, new_ns, join_ns)
     terminal = bool(proc.get("terminal"))
     if terminal and not o.console_socket and not foreground_tty:
         raise InvalidArgument("process.terminal is true: a console socket (--console-socket) is needed "
