@@ -44,3 +44,24 @@ def test_root_lock_is_not_inherited_by_the_monitor_host(fresh_berthd, cname):
         assert holders == [d.proc.pid], holders
     finally:
         d.docker("rm", "-f", cname)
+
+
+def test_rm_container_that_exited_while_berthd_was_down_is_removed(fresh_berthd, cname):
+    """kill -9 of berthd while a `run --rm` container runs; it exits meanwhile; the restart removes it."""
+    import signal
+    import time
+
+    from berth.testing.waiting import wait_for
+
+    d = fresh_berthd
+    d.docker("run", "-d", "--rm", "--name", cname, "busybox", "sleep", "3")
+    pid = d.inspect(cname)["State"]["Pid"]
+    d.stop(signal.SIGKILL)
+    wait_for(lambda: not os.path.exists(f"/proc/{pid}"), "the container to exit", 30)
+    time.sleep(0.5)
+    d.start()
+    cl = d.client()
+    try:
+        wait_for(lambda: cname not in [c.name for c in cl.containers.list(all=True)], "the auto-removal", 30)
+    finally:
+        cl.close()
