@@ -22,8 +22,10 @@ class Runtime:
         self.exe = RUNTIME
 
     def __call__(self, *args: str, check: bool = True, timeout: float = 60, fd3: str | None = None,
-                 **kw) -> subprocess.CompletedProcess:
+                 wrap: list[str] | None = None, **kw) -> subprocess.CompletedProcess:
         cmd = [RUNTIME, "--root", self.root, *args]
+        if wrap:  # e.g. ["unshare", "-m"]: the runtime runs in a throwaway mount namespace
+            cmd = [*wrap, *cmd]
         if fd3 is not None:  # the runtime starts with fd 3 open on this file (never touch our own fds)
             cmd = ["sh", "-c", 'exec 3<"$0"; exec "$@"', fd3, *cmd]
         kw.setdefault("stdin", subprocess.DEVNULL)

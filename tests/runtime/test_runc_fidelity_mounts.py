@@ -29,3 +29,17 @@ def test_loopback_is_up_in_a_new_network_namespace(rt, bundle, cid):
     out = in_container(bundle, rt, cid, "cat /sys/class/net/lo/flags; ip link show lo").stdout
     assert int(out.split()[0], 16) & 0x1
     assert "UP" in out.split("<", 1)[1].split(">", 1)[0].split(",")
+
+
+def test_rootfs_is_the_root_without_a_mount_namespace(rt, bundle, cid):
+    from .rt_helpers import run
+
+    bundle.linux["namespaces"] = [n for n in bundle.linux["namespaces"] if n["type"] != "mount"]
+    bundle.linux["maskedPaths"] = []  # runc refuses them without a mount namespace of its own
+    bundle.linux["readonlyPaths"] = []
+    with open(bundle.rootfs + "/MARKER", "w") as f:
+        f.write("in the rootfs\n")
+    # The inherited mount namespace is a throwaway one, so nothing the runtime mounts reaches ours.
+    out = run(rt, bundle.sh("cat /MARKER; ls /dev/null /proc/self/stat"), cid,
+              wrap=["unshare", "-m", "--propagation", "unchanged"]).stdout
+    assert out.split("\n")[0] == "in the rootfs"

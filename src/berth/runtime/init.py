@@ -110,7 +110,7 @@ def _init_setup(ctx: Context, chan: Channel) -> None:
             pass  # keyrings disabled (ENOSYS) or over quota in a user namespace: keep the inherited one
     own_mnt = "mount" in ctx.new_ns
     root = None
-    if own_mnt:
+    if root is None:  # also without a mount namespace of its own: runc sets up the rootfs and chroots there
         from berth.runtime.rootfs import Rootfs
 
         root = Rootfs(ctx.rootfs, ctx.bundle, ctx.userns, cgroups)
@@ -130,7 +130,7 @@ def _init_setup(ctx: Context, chan: Channel) -> None:
         hooks.run_all(hk["createContainer"], "createContainer", state)
     fifo_fd = os.open(ctx.fifo, os.O_PATH | os.O_CLOEXEC)
     if root is not None:
-        root.pivot(ctx.no_pivot)
+        root.pivot(ctx.no_pivot, chroot_only=not own_mnt)
         _make_cwd(ctx.process.get("cwd"))
     else:
         os.chdir("/")

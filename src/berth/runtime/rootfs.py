@@ -278,8 +278,13 @@ class Rootfs:
                     pass
 
     # -- switching root --------------------------------------------------------------------------
-    def pivot(self, no_pivot: bool) -> None:
-        if no_pivot:
+    def pivot(self, no_pivot: bool, chroot_only: bool = False) -> None:
+        if chroot_only and not no_pivot:
+            # No mount namespace of our own (inherited or joined): pivot_root would swap the root of a
+            # namespace others use; runc chroots into the rootfs instead.
+            os.chroot(self.root)
+            os.chdir("/")
+        elif no_pivot:
             os.chdir(self.root)
             L.mount(self.root, "/", None, L.MS_MOVE)
             os.chroot(".")
