@@ -82,26 +82,6 @@ def _lock_root(cfg: DaemonConfig) -> int:
     return fd
 
 
-def _lock_root(cfg: DaemonConfig) -> int:
-    """One berthd per --root, whatever its exec-root or socket: an flock on <root>/berthd.lock, held
-    for the daemon's life (O_CLOEXEC: the monitor host and runtimes berthd starts do not inherit it,
-    so a killed berthd's lock is free at once although its containers run on). Holding it, a starting
-    berthd knows that whatever is in flight under the root is a dead daemon's (crash recovery)."""
-    os.makedirs(cfg.root, mode=0o711, exist_ok=True)
-    path = os.path.join(cfg.root, "berthd.lock")
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise SystemExit(f"berthd: another berthd (pid {holder}) is running with root {cfg.root} "
-                         f"(it holds {path})")
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
-
-
 async def serve(cfg: DaemonConfig) -> None:
     from berth.daemon.engine import Engine
     from berth.daemon.http import Limits, Server
@@ -163,7 +143,6 @@ def main(argv: list[str] | None = None) -> int:
         print("berthd: must run as root", file=sys.stderr)
         return 1
     os.makedirs(cfg.exec_root, mode=0o711, exist_ok=True)
-    _lock_root(cfg)
     _lock_root(cfg)
     _lock(cfg)
     try:
