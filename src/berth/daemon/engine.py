@@ -193,6 +193,7 @@ class Engine:
         warnings += spec.discard_unsupported_blkio(hc, blkio_support())
         spec.parse_ulimits(hc.get("Ulimits") or [])
         spec.capabilities(hc)
+        spec.check_sysctls(hc)
         cid = secrets.token_hex(32)
         c = Container(id=cid, name=name, created=now_rfc3339(), config=config, host_config=hc,
                       image_id=image.id, image_ref=image_ref, path=cmdline[0], args=cmdline[1:],

@@ -352,6 +352,21 @@ def tini_path() -> str | None:
     return None
 
 
+def check_sysctls(hc: dict) -> None:
+    """HostConfig.Sysctls: only namespaced keys in namespaces the container has to itself (as the runtime
+    checks too), refused at create with the key named."""
+    sysctls = hc.get("Sysctls") or {}
+    if not sysctls:
+        return
+    from berth.oci.sysctl import check
+
+    own = {t for t, mode in (("network", hc.get("NetworkMode")), ("ipc", hc.get("IpcMode")),
+                             ("uts", hc.get("UTSMode"))) if mode != "host"}
+    why = check(sysctls, own, hostname_set=True)  # berthd always sets the OCI hostname
+    if why:
+        raise errors.InvalidArgument(why)
+
+
 def build(*, cid: str, name: str, config: dict, hc: dict, image_config: dict, rootfs: str,
           mounts: list[dict], netns_path: str | None, files: dict[str, str]) -> dict:
     """Return an OCI config.json. `mounts`: resolved volume/bind mounts (OCI form);
