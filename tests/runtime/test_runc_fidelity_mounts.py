@@ -43,3 +43,16 @@ def test_rootfs_is_the_root_without_a_mount_namespace(rt, bundle, cid):
     out = run(rt, bundle.sh("cat /MARKER; ls /dev/null /proc/self/stat"), cid,
               wrap=["unshare", "-m", "--propagation", "unchanged"]).stdout
     assert out.split("\n")[0] == "in the rootfs"
+
+
+def test_shared_rootfs_propagation_starts(rt, bundle, cid):
+    from .rt_helpers import IS_BERTH
+
+    bundle.linux["rootfsPropagation"] = "shared"
+    bundle.process["capabilities"] = {k: ["CAP_SYS_ADMIN"] for k in ("bounding", "effective", "permitted")}
+    out = in_container(bundle, rt, cid, "mkdir -p /tmp/m && mount -t tmpfs t /tmp/m && "
+                       "grep ' /tmp/m ' /proc/self/mountinfo").stdout
+    fields = out.split(" - ")[0].split()
+    assert fields[4] == "/tmp/m"
+    if IS_BERTH:  # runc 1.1 (Debian 12's) sets it only before pivot_root, where it is lost (runc#1755)
+        assert any(f.startswith("shared:") for f in fields[6:])

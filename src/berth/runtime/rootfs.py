@@ -59,6 +59,7 @@ class Rootfs:
         self.root_fd = -1
         self.dev_bound = False
         self.propagation_flag = 0
+        self.final_propagation = 0  # set on "/" after pivot_root (rootfsPropagation)
 
     # -- preparation ---------------------------------------------------------------------------
     def prepare(self, propagation: str | None) -> None:
@@ -66,8 +67,9 @@ class Rootfs:
         L.mount(None, "/", None, flag)
         self._parent_private()
         L.mount(self.root, self.root, None, L.MS_BIND | L.MS_REC)
-        if propagation:
-            L.mount(None, self.root, None, flag)
+        # The requested propagation goes on the new root once it is "/" (pivot): pivot_root refuses a
+        # shared new root, and an unbindable one could not be bound.
+        self.final_propagation = flag if propagation else 0
         self.root_fd = os.open(self.root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
     def _parent_private(self) -> None:
@@ -303,6 +305,8 @@ class Rootfs:
                 os.close(old)
                 os.close(new)
             os.chdir("/")
+        if self.final_propagation:
+            L.mount(None, "/", None, self.final_propagation)
         if self.root_fd >= 0:
             os.close(self.root_fd)
             self.root_fd = -1
