@@ -113,3 +113,17 @@ def test_namespaced_sysctls_are_set(rt, bundle, cid):
     bundle.linux["sysctl"] = {"kernel.shm_rmid_forced": "1", "net.ipv4.ip_forward": "1"}
     out = in_container(bundle, rt, cid, "cat /proc/sys/kernel/shm_rmid_forced /proc/sys/net/ipv4/ip_forward")
     assert out.stdout.split() == ["1", "1"]
+
+
+@pytest.mark.skipif(not IS_BERTH, reason="--config FILE is crun's flag of create/run; runc has none")
+def test_run_and_create_with_config_file(rt, bundle, cid, tmp_path):
+    bundle.sh("echo from-other-config")
+    bundle.write()
+    other = tmp_path / "other.json"
+    (bundle.path / "config.json").rename(other)
+    p = rt("run", "--bundle", str(bundle.path), "--config", str(other), cid)
+    assert p.stdout.strip() == "from-other-config"
+    rt("create", "--bundle", str(bundle.path), "--config", str(other), cid + "c")
+    assert rt.state(cid + "c")["status"] == "created"
+    p = rt("run", "--bundle", str(bundle.path), cid + "d", check=False)
+    assert p.returncode != 0 and "config.json" in p.stderr

@@ -41,7 +41,8 @@ _GLOBAL = {"root": "s", "log": "s", "log-format": "s", "debug": "b", "systemd-cg
            "cgroup-manager": "s",
            "rootless": "s", "help": "b", "h": "b", "version": "b", "v": "b"}
 _CREATE = {"bundle": "s", "b": "bundle", "console-socket": "s", "pid-file": "s", "no-pivot": "b",
-           "no-new-keyring": "b", "preserve-fds": "i", "help": "b", "h": "help"}
+           "no-new-keyring": "b", "preserve-fds": "i", "help": "b", "h": "help",
+           "config": "s", "f": "config"}
 _COMMANDS = {
     "create": _CREATE,
     "run": dict(_CREATE, detach="b", d="detach", keep="b", **{"no-subreaper": "b"}),

@@ -15,7 +15,7 @@ def _opts(g: dict, f: dict, log) -> "C.Options":
                      console_socket=f.get("console-socket"), pid_file=f.get("pid-file"),
                      no_pivot=f.get("no-pivot", False), no_new_keyring=f.get("no-new-keyring", False),
                      preserve_fds=f.get("preserve-fds", 0) or 0,
-                     detach=f.get("detach", False), keep=f.get("keep", False),
+                     detach=f.get("detach", False), keep=f.get("keep", False), config=f.get("config"),
                      systemd_cgroup=g.get("systemd-cgroup", False) or g.get("cgroup-manager") == "systemd", warn=log.warn)
 
 

@@ -24,17 +24,19 @@ class Options:
         self.detach = False
         self.keep = False
         self.systemd_cgroup = False
+        self.config = None  # --config FILE instead of bundle/config.json
         self.warn = None  # callable(str) for warnings (the log)
         self.__dict__.update(kw)
 
 
 # -- bundle loading --------------------------------------------------------------------------------
-def load_bundle(bundle: str) -> dict:
-    path = os.path.join(bundle, "config.json")
+def load_bundle(bundle: str, config: str | None = None) -> dict:
+    """bundle/config.json, or `config` (crun's `--config FILE`, relative to the caller's directory)."""
+    path = os.path.abspath(config) if config else os.path.join(bundle, "config.json")
     try:
         cfg = jsonio.load_file(path)
     except FileNotFoundError:
-        raise NotFound(f"bundle {bundle}: config.json not found")
+        raise NotFound(f"{path} not found" if config else f"bundle {bundle}: config.json not found")
     except ValueError as e:
         raise InvalidArgument(f"{path}: malformed JSON: {e}") from None
     return validate(cfg)
@@ -144,7 +146,7 @@ def create(cid: str, o: Options, foreground_tty: bool = False, start_message: bo
     if o.systemd_cgroup:
         raise Unsupported("--systemd-cgroup: the systemd cgroup driver is not supported; use cgroupfs paths")
     bundle = os.path.abspath(o.bundle or ".")
-    cfg = load_bundle(bundle)
+    cfg = load_bundle(bundle, o.config)
     proc = cfg["process"]
     rootfs = os.path.join(bundle, cfg["root"]["path"])
     if not os.path.isdir(rootfs):
