@@ -649,8 +649,69 @@ class Engine:
 
     # -- stop / kill / pause -------------------------------------------------------------------
     async def kill(self, c: Container, sig: int, *, manual: bool = True) -> None:
+        # dockerd: SIGKILL, the stop signal, or any signal when none is configured means "exit on
+        # next": no restart policy brings the container back, and a paused one is resumed after
+        # the signal so that it gets it.
+        stopping = False
+        if manual:
+            try:
+                stopsig = c.config.get("StopSignal")
+                stopping = sig == _signal.SIGKILL or not stopsig or sig == parse_signal(stopsig)
+            except errors.InvalidArgument:
+                stopping = False
         if not c.running:
+            if stopping and c.state.get("Restarting"):
+                # Between two runs (dockerd counts that as running): the restart is called off.
+                c.manual_stop = True
+                if c.restart_task and not c.restart_task.done():
+                    c.restart_task.cancel()
+                c.state.update({"Restarting": False, "Status": "exited"})
+                c.save()
+                self.events.emit("container", "kill", c.id, c.event_attrs(signal=str(sig)))
+                return
             raise errors.Conflict(f"Cannot kill container: {c.id}: Container {c.id} is not running")
+        if stopping:
+            c.manual_stop = True
+        # As dockerd, `kill` with SIGKILL answers once the container is down (docker-py's
+        # `c.kill(); c.remove()` must not meet a running container); stop and rm wait themselves.
+        down = None
+        if manual and sig == _signal.SIGKILL:
+            down = asyncio.get_running_loop().create_future()
+            c.exit_waiters.append(down)
+        try:
+            await self._kill_once(c, sig)
+            if stopping and c.state.get("Paused"):
+                try:
+                    await self.unpause(c)
+                except errors.BerthError as e:
+                    log.warning("kill %s: resuming it after the signal: %s", c.id, e)
+            if down is not None:
+                await self._wait_killed(c, down)
+        finally:
+            if down is not None and not down.done():
+                down.cancel()
+                if down in c.exit_waiters:
+                    c.exit_waiters.remove(down)
+
+    async def _wait_killed(self, c: Container, down: asyncio.Future) -> None:
+        """dockerd's wait after a SIGKILL: 10 s, then the pid directly, then until it is down."""
+        try:
+            await asyncio.wait_for(asyncio.shield(down), 10)
+            return
+        except TimeoutError:
+            pass
+        pid = c.state.get("Pid")
+        if pid:
+            try:
+                os.kill(pid, _signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            await asyncio.wait_for(asyncio.shield(down), 30)
+        except TimeoutError:
+            log.warning("kill %s: still not down 40 s after SIGKILL", c.id)
+
+    async def _kill_once(self, c: Container, sig: int) -> None:
         rc, out = await self.runtime_for(c, "kill", c.id, str(sig))
         if rc != 0 and c.running and "not running" not in out and "stopped" not in out:
             # The runtime may race the exit; fall back to the pid we know.
