@@ -169,3 +169,36 @@ def test_kill_is_exit_on_next(client, cname):
         assert (c.status, c.attrs["State"]["ExitCode"], c.attrs["State"]["Paused"]) == ("exited", 137, False)
     finally:
         c.remove(force=True)
+
+
+# -- 2. a restarting container is removed only by force --------------------------------------
+
+
+def test_remove_restarting_container_is_a_conflict(client, cname):
+    import docker
+
+    c = client.containers.run("busybox", ["sh", "-c", "exit 3"], detach=True, name=cname,
+                              restart_policy={"Name": "always"})
+    try:
+        seen = []
+        for _ in range(20):
+            # The back-off doubles (100 ms, 200 ms, ...): after a few restarts the container
+            # spends most of its time restarting.
+            wait_for(lambda: c.reload() or (c.attrs["State"]["Status"] == "restarting"
+                                            and c.attrs["RestartCount"] >= 3), "the restarting state")
+            with pytest.raises(docker.errors.APIError) as ei:
+                c.remove()
+            assert ei.value.status_code == 409, ei.value
+            seen.append(ei.value.explanation)
+            if "restarting" in ei.value.explanation:
+                break
+        assert seen[-1] == (f'cannot remove container "/{cname}": container is restarting: '
+                            "stop the container before removing or force remove"), seen
+        c.remove(force=True)
+        with pytest.raises(docker.errors.NotFound):
+            client.containers.get(cname)
+    finally:
+        try:
+            c.remove(force=True)
+        except docker.errors.NotFound:
+            pass

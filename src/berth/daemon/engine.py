@@ -793,6 +793,16 @@ class Engine:
             raise errors.NotFound(f"No such container: {c.id}")
         if c.removing and not c.host_config.get("AutoRemove"):
             raise errors.Conflict(f"removal of container {c.id} is already in progress")
+        if c.state.get("Restarting") and not c.running:
+            # Waiting out its restart back-off: dockerd counts that as running.
+            if not force:
+                raise errors.Conflict(f'cannot remove container "/{c.name}": container is restarting: '
+                                      "stop the container before removing or force remove")
+            c.manual_stop = True  # a restart not begun yet gives up
+            t = c.restart_task
+            if t is not None and not t.done():
+                t.cancel()
+                await asyncio.wait([t])  # one mid-start cleans up (or is running: killed below)
         if c.running:
             if not force:
                 st = "paused" if c.state.get("Paused") else "running"
