@@ -9,6 +9,7 @@ import select
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -202,3 +203,22 @@ def test_remove_restarting_container_is_a_conflict(client, cname):
             c.remove(force=True)
         except docker.errors.NotFound:
             pass
+
+
+# -- 4. attach with logs and stream before the start ------------------------------------------
+
+
+def test_attach_logs_stream_before_start_gets_the_output(client, cname):
+    c = client.containers.create("busybox", ["sh", "-c", "echo first; echo second"], name=cname)
+    try:
+        stream = c.attach(stream=True, logs=True)
+        got: list[bytes] = []
+        t = threading.Thread(target=lambda: got.extend(stream), daemon=True)
+        t.start()
+        c.start()
+        t.join(30)
+        assert not t.is_alive(), "the attach stream did not end with the container"
+        assert b"".join(got) == b"first\nsecond\n"
+        assert c.wait(timeout=30)["StatusCode"] == 0
+    finally:
+        c.remove(force=True)

@@ -182,7 +182,8 @@ def register(r: Router, eng: Engine) -> None:
                                                  running=lambda: False):
                         writer.write(chunk)
                         await writer.drain()
-                    if not req.qbool("stream") or (started is not None and not want_in):
+                    # stream=1 goes on as dockerd: before the start too, it waits for the output.
+                    if not req.qbool("stream"):
                         if started is not None:
                             started.cancel()
                         return
