@@ -205,6 +205,27 @@ def test_remove_restarting_container_is_a_conflict(client, cname):
             pass
 
 
+# -- 3. exec framing follows the start request's Tty; detach keys -----------------------------
+
+
+def test_exec_framing_follows_the_start_requests_tty(client, sleeper):
+    api = client.api
+    # created without a tty, started with Tty true: a raw stream
+    eid = api.exec_create(sleeper.id, ["sh", "-c", "echo out; echo err >&2"], tty=False)["Id"]
+    data = read_to_eof(api.exec_start(eid, tty=True, socket=True))
+    assert sorted(data.splitlines()) == [b"err", b"out"], data
+    assert api.exec_inspect(eid)["ExitCode"] == 0
+    # created with a tty, started with Tty false: multiplexed (the pty's output is stdout)
+    eid = api.exec_create(sleeper.id, ["echo", "hi"], tty=True)["Id"]
+    data = read_to_eof(api.exec_start(eid, tty=False, socket=True))
+    assert frames(data) == [(1, b"hi\r\n")], data
+    # no Tty in the start body at all: multiplexed too
+    eid = api.exec_create(sleeper.id, ["echo", "hi"], tty=False)["Id"]
+    sock = api._post_json(api._url("/exec/{0}/start", eid), data={"Detach": False},
+                          headers={"Connection": "Upgrade", "Upgrade": "tcp"}, stream=True)
+    assert frames(read_to_eof(api._get_raw_response_socket(sock))) == [(1, b"hi\n")]
+
+
 # -- 4. attach with logs and stream before the start ------------------------------------------
 
 

@@ -31,7 +31,7 @@ def register(r: Router, eng: Engine) -> None:
         if not isinstance(body, dict):
             raise errors.InvalidArgument("invalid JSON: exec start body must be an object")
         detach = bool(body.get("Detach"))
-        tty = bool(ex.config.get("Tty")) if body.get("Tty") is None else bool(body.get("Tty")) or bool(ex.config.get("Tty"))
+        tty = bool(body.get("Tty"))  # as dockerd: the start's Tty alone decides the framing
         upgrade = "upgrade" in req.headers.get("connection", "").lower()
         if detach:
             reader, writer = await execs.start(eng, ex, detach=True)
