@@ -244,3 +244,18 @@ def test_export_of_awkward_names_and_ids(tmp_path):
     with tarfile.open(fileobj=io.BytesIO(data)) as tf:
         assert len(tf.getmembers()) == len(snapshot(str(src)))
     assert len(data) % 10240 == 0
+
+
+def test_opaque_dir_listing_never_follows_a_swapped_in_symlink(tmp_path):
+    # the container may swap an opaque dir of its upper for a symlink to / between the walk and the listing
+    from berth.layers.diff import _names_in
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "x").write_text("")
+    (tmp_path / "l").symlink_to("/")
+    dfd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        assert _names_in(dfd, "d") == {"x"}
+        assert _names_in(dfd, "l") == set()
+    finally:
+        os.close(dfd)

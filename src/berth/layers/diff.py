@@ -257,19 +257,31 @@ def _lower_children(rel: str, lowers: list[str]) -> set[str]:
     return {n for n in names if _in_lowers(f"{rel}/{n}", lowers)}
 
 
+def _names_in(dfd: int, name: str) -> set[str]:
+    """The entries of dfd/name, never through a symlink (the container may have swapped one in)."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+    except OSError:
+        return set()
+    try:
+        return set(os.listdir(fd))
+    finally:
+        os.close(fd)
+
+
 def changes_overlay(upper: str, lowers: list[str]) -> list[tuple[str, str]]:
     """docker-diff list of an overlay upper dir over lowers (lowerdir order: top-most first)."""
     fd = _open_dir(upper)
 
     def events() -> Iterator[tuple[str, str, bool]]:
         opaque_roots: list[str] = []
-        for kind, _dfd, _name, rel, st in _overlay_events(fd, ""):
+        for kind, dfd, name, rel, st in _overlay_events(fd, ""):
             inside_opaque = any(rel.startswith(o + "/") for o in opaque_roots)
             if kind == "D":
                 yield "D", rel, False
             elif kind == "O":
                 opaque_roots.append(rel)
-                present = set(os.listdir(os.path.join(upper, rel)))
+                present = _names_in(dfd, name)
                 for n in sorted(_lower_children(rel, lowers) - present):
                     yield "D", f"{rel}/{n}", False
             else:
